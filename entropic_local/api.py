@@ -1,0 +1,215 @@
+"""The Python API: ``load()`` a model, then ``generate`` / ``stream`` from it.
+
+    >>> import entropic_local as el
+    >>> model = el.load()                       # the default model (SmolLM2-135M-Instruct)
+    >>> g = model.generate("The capital of France is", max_tokens=16, seed=1)
+    >>> g.text, g.steps[0].entropy, g.timings.gen_tps
+
+Option names follow llama-cpp-python where they mean the same (``n_ctx``, ``n_threads``,
+``n_gpu_layers``, ``seed``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from .engine import Engine, set_verbose
+from .errors import EntropicError, UsageError
+from .generation import DecodeLoop, Generation, Step
+from .registry import check_gguf_header, resolve_model
+from .samplers import Candidates, SamplerChain
+
+DEFAULT_SAMPLER = "llama"
+
+
+def load(
+    model: str | os.PathLike | None = None,
+    *,
+    n_ctx: int | None = None,
+    n_threads: int | None = None,
+    n_threads_batch: int | None = None,
+    n_gpu_layers: int = 0,
+    n_batch: int = 512,
+    seed: int | None = None,
+    flash_attn: bool | None = None,
+    verbose: bool = False,
+    download: bool = True,
+) -> "Model":
+    """Load a GGUF model: a path, a name from models.txt, or None for the default model.
+
+    ``n_ctx`` defaults to min(4096, the model's training context); ``n_threads`` to the
+    number of physical cores; ``seed`` is the default for every ``generate`` call (a fresh
+    random seed per call when None, reported in ``Generation.seed``).
+    """
+    set_verbose(verbose)
+    path = resolve_model(model, download=download)
+    check_gguf_header(path)
+    engine = Engine(
+        path,
+        n_ctx=n_ctx,
+        n_batch=n_batch,
+        n_threads=n_threads,
+        n_threads_batch=n_threads_batch,
+        n_gpu_layers=n_gpu_layers,
+        flash_attn=flash_attn,
+    )
+    return Model(engine, name=str(model) if model is not None else None, seed=seed)
+
+
+def _as_chain(sampler: str | SamplerChain | None) -> SamplerChain:
+    if sampler is None:
+        return SamplerChain.parse(DEFAULT_SAMPLER)
+    if isinstance(sampler, SamplerChain):
+        return sampler
+    if isinstance(sampler, str):
+        return SamplerChain.parse(sampler)
+    raise UsageError(f"sampler must be a spec string or a SamplerChain, not {type(sampler).__name__}")
+
+
+class Model:
+    """A loaded model with its context. Calls on one Model are serialised by a lock."""
+
+    def __init__(self, engine: Engine, *, name: str | None = None, seed: int | None = None):
+        self.engine = engine
+        self.path: Path = engine.path
+        self.name = name or engine.path.stem
+        self.seed = seed
+        self._cands = Candidates(engine.n_vocab)
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------- properties
+    @property
+    def n_vocab(self) -> int:
+        return self.engine.n_vocab
+
+    @property
+    def n_ctx(self) -> int:
+        return self.engine.n_ctx
+
+    @property
+    def n_threads(self) -> int:
+        return self.engine.n_threads
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        return self.engine.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.engine.detokenize(tokens)
+
+    # -------------------------------------------------------------- generation
+    def _prepare(self, prompt, max_tokens, sampler, seed):
+        if not isinstance(prompt, str):
+            raise UsageError(f"prompt must be a string, not {type(prompt).__name__}")
+        if not prompt:
+            raise UsageError("empty prompt", hint="give some text to continue")
+        if int(max_tokens) < 1:
+            raise UsageError(f"max_tokens must be at least 1, got {max_tokens}")
+        chain = _as_chain(sampler)
+        if seed is None:
+            seed = self.seed if self.seed is not None else secrets.randbits(32)
+        seed = int(seed)
+        if not 0 <= seed < 2**64:
+            raise UsageError(f"seed must be between 0 and 2**64-1, got {seed}")
+        chain.reset(seed)
+        tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)
+        return chain, seed, tokens
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 256,
+        sampler: str | SamplerChain | None = None,
+        seed: int | None = None,
+        stop: list[str] | str | None = None,
+    ) -> "Stream":
+        """Generate lazily: iterate to get ``Step`` records as tokens are made.
+
+        The returned ``Stream`` has ``.generation`` once iteration has ended.
+        """
+        if isinstance(stop, str):
+            stop = [stop]
+        chain, seed, tokens = self._prepare(prompt, max_tokens, sampler, seed)
+        loop = DecodeLoop(self.engine, self._cands, chain, tokens, max_tokens=int(max_tokens), stop=stop)
+        return Stream(self, loop, prompt, seed, chain)
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 256,
+        sampler: str | SamplerChain | None = None,
+        seed: int | None = None,
+        stop: list[str] | str | None = None,
+    ) -> Generation:
+        """Generate a completion of ``prompt``; see ``Generation`` for what comes back."""
+        s = self.stream(prompt, max_tokens=max_tokens, sampler=sampler, seed=seed, stop=stop)
+        for _ in s:
+            pass
+        assert s.generation is not None
+        return s.generation
+
+    def reset(self) -> None:
+        """Forget the KV cache (the next prompt is decoded from scratch)."""
+        with self._lock:
+            self.engine.clear()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Model {self.name} n_ctx={self.n_ctx} n_threads={self.n_threads}>"
+
+
+class Stream:
+    """Iterator over the Steps of one generation; ``.generation`` is set when it ends."""
+
+    def __init__(self, model: Model, loop: DecodeLoop, prompt: str, seed: int, chain: SamplerChain):
+        self.model = model
+        self.loop = loop
+        self.prompt = prompt
+        self.seed = seed
+        self.chain = chain
+        self.steps: list[Step] = []
+        self.generation: Generation | None = None
+        self._started = False
+
+    def __iter__(self) -> Iterator[Step]:
+        if self._started:
+            raise EntropicError("a Stream can be iterated only once")
+        self._started = True
+        if not self.model._lock.acquire(blocking=True):  # pragma: no cover
+            raise EntropicError("model is busy")
+        try:
+            for step in self.loop:
+                self.steps.append(step)
+                yield step
+        finally:
+            self.model._lock.release()
+            loop = self.loop
+            self.generation = Generation(
+                prompt=self.prompt,
+                text=loop.text,
+                token_ids=list(loop.token_ids),
+                steps=self.steps,
+                timings=loop.timings,
+                seed=self.seed,
+                sampler=str(self.chain),
+                finish_reason=loop.finish_reason,
+                model=self.model.name,
+            )
+
+    @property
+    def tail(self) -> str:
+        """Text released after the last step (print it when streaming by hand)."""
+        return self.loop.tail

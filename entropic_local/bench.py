@@ -1,0 +1,156 @@
+"""``entropic-local bench``: tokens/s against llama-cpp-python, side by side, plus kernels.
+
+For each model, one process loads the model twice (our Engine and llama-cpp-python's
+``Llama``) with the same context size, threads and flash-attention setting, then alternates
+runs: ours with the ``llama`` preset, theirs with ``create_completion(stream=True)`` and the
+same settings (top-k 40, top-p 0.95, min-p 0.05, temp 0.8, repeat penalty off), same prompt,
+same ``max_tokens`` and seed per round. Generation throughput is timed from the first token
+to the last (prompt evaluation excluded, it is the same llama.cpp call on both sides);
+end-to-end time including the prompt is reported too. Ratios are medians of per-round
+ratios, so both sides see the same machine noise.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+BENCH_PROMPT = (
+    "The history of the printing press begins in the fifteenth century, when Johannes "
+    "Gutenberg combined several existing technologies into one machine. In the decades that followed,"
+)
+SETTINGS = dict(top_k=40, top_p=0.95, min_p=0.05, temp=0.8)
+
+
+def _ours_once(model, n_tokens: int, seed: int) -> dict:
+    model.engine.clear()
+    t0 = time.perf_counter()
+    first = last = None
+    n = 0
+    for step in model.stream(BENCH_PROMPT, max_tokens=n_tokens, sampler="llama", seed=seed):
+        now = time.perf_counter()
+        if first is None:
+            first = now
+        last = now
+        n += 1
+    t_end = time.perf_counter()
+    return {"tokens": n, "gen_s": (last - first) if n > 1 else float("nan"), "total_s": t_end - t0}
+
+
+def _theirs_once(llm, n_tokens: int, seed: int) -> dict:
+    llm.reset()  # forget the cached prefix, as we clear ours
+    t0 = time.perf_counter()
+    first = last = None
+    n = 0
+    for chunk in llm.create_completion(
+        BENCH_PROMPT, max_tokens=n_tokens, temperature=SETTINGS["temp"], top_k=SETTINGS["top_k"],
+        top_p=SETTINGS["top_p"], min_p=SETTINGS["min_p"], repeat_penalty=1.0, seed=seed, stream=True,
+    ):
+        now = time.perf_counter()
+        if first is None:
+            first = now
+        last = now
+        n += 1
+    t_end = time.perf_counter()
+    return {"tokens": n, "gen_s": (last - first) if n > 1 else float("nan"), "total_s": t_end - t0}
+
+
+def _tps(run: dict) -> float:
+    return (run["tokens"] - 1) / run["gen_s"] if run["tokens"] > 1 and run["gen_s"] > 0 else float("nan")
+
+
+def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None, verbose: bool, log) -> dict:
+    import llama_cpp
+
+    from .api import load
+
+    model = load(name, n_ctx=1024, n_threads=n_threads, flash_attn=False, verbose=verbose, seed=0)
+    threads = model.n_threads
+    llm = llama_cpp.Llama(
+        model_path=str(model.path), n_ctx=1024, n_threads=threads, n_threads_batch=threads,
+        flash_attn=False, verbose=verbose, seed=0,
+    )
+    # warm-up both (numba compilation, page cache, thread pools)
+    _ours_once(model, 8, 1)
+    _theirs_once(llm, 8, 1)
+    ours, theirs = [], []
+    for r in range(rounds):
+        seed = 1000 + r
+        # alternate which side goes first so drift hits both
+        pair = [("ours", _ours_once, model), ("theirs", _theirs_once, llm)]
+        if r % 2:
+            pair.reverse()
+        for who, fn, obj in pair:
+            res = fn(obj, n_tokens, seed)
+            (ours if who == "ours" else theirs).append(res)
+            log(f"  {name} round {r + 1}/{rounds} {who:6s}: {res['tokens']} tokens, {_tps(res):7.1f} tok/s")
+    ratios = [_tps(o) / _tps(t) for o, t in zip(ours, theirs)]
+    e2e = [(o["tokens"] / o["total_s"]) / (t["tokens"] / t["total_s"]) for o, t in zip(ours, theirs)]
+    out = {
+        "model": name,
+        "path": str(model.path),
+        "n_vocab": model.n_vocab,
+        "threads": threads,
+        "tokens": n_tokens,
+        "rounds": rounds,
+        "ours_tps": statistics.median(_tps(o) for o in ours),
+        "llama_cpp_python_tps": statistics.median(_tps(t) for t in theirs),
+        "ratio": statistics.median(ratios),
+        "ratio_end_to_end": statistics.median(e2e),
+        "ratios": ratios,
+    }
+    # real logits of this model for the kernel benchmark
+    model.engine.clear()
+    model.engine.eval_prompt(model.tokenize(BENCH_PROMPT))
+    out["_logits"] = model.engine.logits().copy()
+    del llm
+    model.close()
+    return out
+
+
+def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, verbose=False, progress=True) -> dict:
+    import llama_cpp
+
+    def log(msg):
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    report = {"llama_cpp_python": llama_cpp.__version__, "models": [], "kernels": None}
+    biggest = None
+    for name in names:
+        log(f"benchmarking {name} ...")
+        res = bench_model(name, n_tokens=n_tokens, rounds=rounds, n_threads=n_threads, verbose=verbose, log=log)
+        logits = res.pop("_logits")
+        if biggest is None or logits.shape[0] > biggest[1].shape[0]:
+            biggest = (name, logits)
+        report["models"].append(res)
+    if kernels and biggest is not None:
+        from numba import set_num_threads
+
+        from .kernels.bench import run_kernel_bench
+
+        set_num_threads(1)
+        log(f"timing kernels on real {biggest[0]} logits ({biggest[1].shape[0]} entries) ...")
+        report["kernels"] = {"logits_from": biggest[0], **run_kernel_bench(biggest[1])}
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"llama-cpp-python {report['llama_cpp_python']}; generation tokens/s, first to last token, "
+             "median of alternated rounds"]
+    lines.append(f"{'model':<16}{'vocab':>8}{'threads':>8}{'tokens':>8}{'ours':>10}{'llama-cpp-py':>14}"
+                 f"{'ratio':>8}{'e2e ratio':>11}")
+    for m in report["models"]:
+        lines.append(
+            f"{m['model']:<16}{m['n_vocab']:>8}{m['threads']:>8}{m['tokens']:>8}{m['ours_tps']:>10.1f}"
+            f"{m['llama_cpp_python_tps']:>14.1f}{m['ratio']:>8.2f}{m['ratio_end_to_end']:>11.2f}"
+        )
+    if report.get("kernels"):
+        from .kernels.bench import format_kernel_bench
+
+        k = dict(report["kernels"])
+        lines.append("")
+        lines.append(f"kernels on {k.pop('logits_from')} logits, one thread:")
+        lines.append(format_kernel_bench(k))
+    return "\n".join(lines)

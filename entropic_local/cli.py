@@ -1,0 +1,241 @@
+"""The ``entropic-local`` command: a thin click layer over the Python API.
+
+Every failure is one line on stderr (``entropic-local: error: ...``) and a distinct exit
+code (see ``EXIT_CODES`` and the README); ``--verbose`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+import click
+
+from .errors import EntropicError, UsageError
+
+EXIT_CODES = {
+    0: "success",
+    1: "other error",
+    2: "bad usage or argument (also an empty prompt)",
+    3: "invalid sampler spec",
+    4: "model not found (path, name, or not downloadable)",
+    5: "invalid model file (not GGUF, truncated, wrong sha256)",
+    6: "prompt does not fit in the context",
+    7: "llama.cpp failed to load or decode",
+    70: "internal error (a bug: please report it with --verbose output)",
+    130: "interrupted (Ctrl-C); output so far was written",
+}
+
+_verbose = False
+
+
+def _set_verbose(ctx, param, value):
+    global _verbose
+    if value:
+        _verbose = True
+    return value
+
+
+verbose_option = click.option(
+    "--verbose", "-v", is_flag=True, callback=_set_verbose, expose_value=True,
+    help="Show llama.cpp's log and full tracebacks on errors.",
+)
+
+_CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def model_options(f):
+    """Options shared by every command that loads a model."""
+    opts = [
+        click.option("-m", "--model", default=None, metavar="MODEL",
+                     help="A .gguf path or a name from models.txt (default: smollm2-135m)."),
+        click.option("--n-ctx", type=click.IntRange(min=0), default=None,
+                     help="Context size in tokens (default: min(4096, the model's training context))."),
+        click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
+                     help="CPU threads (default: the number of physical cores)."),
+        click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
+                     help="Layers to offload to the GPU (-1: all)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def sampler_options(f):
+    """--sampler SPEC plus the common llama.cpp flags that override it."""
+    opts = [
+        click.option("-s", "--sampler", default="llama", show_default=True, metavar="SPEC",
+                     help="A chain spec such as 'top_k=40,top_p=0.95,min_p=0.05,temp=0.8' "
+                          "or a preset (greedy, llama)."),
+        click.option("--temp", type=float, default=None, help="Temperature (<= 0: greedy)."),
+        click.option("--top-k", type=int, default=None, help="Keep the k most likely tokens (<= 0: off)."),
+        click.option("--top-p", type=float, default=None, help="Nucleus: keep the smallest set with mass >= p."),
+        click.option("--min-p", type=float, default=None, help="Keep tokens with p >= min_p * p_max."),
+        click.option("--repeat-penalty", type=float, default=None, help="Penalise recent tokens (1.0: off)."),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Random seed (default: a fresh one, reported in --json output)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty):
+    from .samplers import SamplerChain
+
+    chain = SamplerChain.parse(sampler)
+    overrides = {k: v for k, v in dict(temp=temp, top_k=top_k, top_p=top_p, min_p=min_p,
+                                       repeat_penalty=repeat_penalty).items() if v is not None}
+    return chain.with_params(**overrides) if overrides else chain
+
+
+@click.group(context_settings=_CONTEXT_SETTINGS)
+@click.version_option(package_name="entropic-local", prog_name="entropic-local")
+def cli():
+    """Run GGUF language models locally with entropy-aware samplers.
+
+    \b
+    Examples:
+      entropic-local generate "The capital of France is"
+      entropic-local generate -m gemma3-270m --sampler greedy --json "Once upon a time"
+      echo "Write a haiku" | entropic-local generate -
+      entropic-local models
+      entropic-local bench
+    """
+
+
+@cli.command(context_settings=_CONTEXT_SETTINGS)
+@click.argument("prompt")
+@model_options
+@sampler_options
+@click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Most tokens to generate.")
+@click.option("--stop", multiple=True, metavar="TEXT", help="Stop before this text (repeatable).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: text, steps (per-token logprob, entropy, varentropy), timings, seed, sampler.")
+@verbose_option
+def generate(prompt, model, n_ctx, threads, n_gpu_layers, sampler, temp, top_k, top_p, min_p,
+             repeat_penalty, seed, max_tokens, stop, as_json, verbose):
+    """Continue PROMPT with the model, streaming the text to stdout.
+
+    PROMPT '-' reads the prompt from standard input. Entropy and varentropy are in nats.
+    """
+    from . import load
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt:
+        raise UsageError("empty prompt", hint="give some text to continue, or '-' to read stdin")
+    chain = build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty)
+    m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, verbose=verbose)
+    stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop))
+    out = sys.stdout
+    interrupted = False
+    try:
+        for step in stream:
+            if not as_json and step.text:
+                out.write(step.text)
+                out.flush()
+    except KeyboardInterrupt:
+        interrupted = True
+    gen = stream.generation
+    if as_json:
+        d = gen.to_dict()
+        if interrupted:
+            d["finish_reason"] = "interrupted"
+        out.write(json.dumps(d, ensure_ascii=False) + "\n")
+    else:
+        out.write(stream.tail + "\n")
+    out.flush()
+    if interrupted:
+        sys.exit(130)
+
+
+@cli.command(context_settings=_CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def models(as_json):
+    """List the model registry (models.txt) and what is on disk."""
+    from .registry import list_models
+
+    rows = list_models()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    name_w = max(len(r["name"]) for r in rows) + 2
+    src_w = min(70, max(len(r["source"]) for r in rows) + 2)
+    click.echo(f"{'NAME':<{name_w}}{'SOURCE':<{src_w}}LOCAL")
+    for r in rows:
+        mark = "*" if r.get("default") else " "
+        local = r.get("path") or "-"
+        if r.get("path") and r.get("size"):
+            local = f"{r['path']} ({r['size'] / 1e6:.0f} MB)"
+        click.echo(f"{r['name'] + mark:<{name_w}}{r['source']:<{src_w}}{local}")
+    click.echo("* default model")
+
+
+@cli.command(context_settings=_CONTEXT_SETTINGS)
+@click.option("--models", "model_names", default="smollm2-135m,gemma3-270m", show_default=True,
+              help="Comma-separated models to measure.")
+@click.option("-n", "--tokens", type=click.IntRange(min=8), default=128, show_default=True,
+              help="Tokens generated per run.")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Alternated rounds per model.")
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads (default: physical cores).")
+@click.option("--kernels/--no-kernels", default=True, show_default=True, help="Also time the kernels alone.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@verbose_option
+def bench(model_names, tokens, rounds, threads, kernels, as_json, verbose):
+    """Measure tokens/s against llama-cpp-python's create_completion, side by side.
+
+    Same model, threads, settings (top-k 40, top-p 0.95, min-p 0.05, temp 0.8) and number
+    of tokens, runs alternated in one process; plus the numba kernels on the model's real
+    logits.
+    """
+    from .bench import format_report, run_bench
+
+    names = [n.strip() for n in model_names.split(",") if n.strip()]
+    if not names:
+        raise UsageError("no models given to --models")
+    report = run_bench(names, n_tokens=tokens, rounds=rounds, n_threads=threads,
+                       kernels=kernels, verbose=verbose, progress=not as_json)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the click group and turn every failure into one line."""
+    try:
+        cli.main(args=argv, prog_name="entropic-local", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("entropic-local: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("entropic-local: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:  # pragma: no cover - click >= 8.2
+        click.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(2)
+    except click.ClickException as e:
+        cmd = e.ctx.command_path if getattr(e, "ctx", None) else "entropic-local"
+        click.echo(f"entropic-local: error: {e.format_message()} (see '{cmd} --help')", err=True)
+        sys.exit(e.exit_code if e.exit_code else 2)
+    except EntropicError as e:
+        if _verbose:
+            traceback.print_exc()
+        click.echo(f"entropic-local: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # a bug: still one line unless --verbose
+        if _verbose:
+            traceback.print_exc()
+        click.echo(f"entropic-local: internal error: {type(e).__name__}: {e} "
+                   "(run with --verbose for the traceback)", err=True)
+        sys.exit(70)
+    else:
+        sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

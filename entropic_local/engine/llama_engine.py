@@ -1,0 +1,283 @@
+"""A lean binding of one llama.cpp model and context: load, tokenise, decode, read logits.
+
+Everything goes through llama-cpp-python's low-level ctypes API (``llama_cpp``), not its
+high-level ``Llama`` class: the decode loop is ours, logits are read as a zero-copy numpy
+view, and the KV cache is kept across calls so a continued prompt decodes only its new
+tokens.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ContextOverflow, InvalidModelFile, ModelLoadError, UsageError
+from .backend import ensure_backend, llama, physical_cores, recent_errors
+
+DEFAULT_N_CTX = 4096
+
+
+class Engine:
+    """One model with one context (sequence 0).
+
+    ``tokens`` mirrors what the KV cache holds, position by position, so the next prompt can
+    reuse the longest common prefix.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_ctx: int | None = None,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        n_gpu_layers: int = 0,
+        flash_attn: bool | None = None,
+        n_seq_max: int = 1,
+    ):
+        ensure_backend()
+        self.path = Path(path)
+        self._model = None
+        self._ctx = None
+        self._batch = None
+        for name, value, lo in (("n_batch", n_batch, 1), ("n_seq_max", n_seq_max, 1)):
+            if int(value) < lo:
+                raise UsageError(f"{name} must be at least {lo}, got {value}")
+        if n_ctx is not None and int(n_ctx) < 16:
+            raise UsageError(f"n_ctx must be at least 16, got {n_ctx}")
+        if n_threads is not None and int(n_threads) < 1:
+            raise UsageError(f"n_threads must be at least 1, got {n_threads}")
+
+        mparams = llama.llama_model_default_params()
+        mparams.n_gpu_layers = int(n_gpu_layers)
+        recent_errors()
+        self._model = llama.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not self._model:
+            why = "; ".join(recent_errors()[-3:]) or "llama.cpp could not read it"
+            raise InvalidModelFile(f"cannot load model {self.path}: {why}")
+
+        self._vocab = llama.llama_model_get_vocab(self._model)
+        self.n_vocab = int(llama.llama_vocab_n_tokens(self._vocab))
+        self.n_ctx_train = int(llama.llama_model_n_ctx_train(self._model))
+        if n_ctx is None or int(n_ctx) == 0:
+            n_ctx = min(DEFAULT_N_CTX, self.n_ctx_train) if self.n_ctx_train > 0 else DEFAULT_N_CTX
+        self.n_threads = int(n_threads) if n_threads else physical_cores()
+        self.n_threads_batch = int(n_threads_batch) if n_threads_batch else self.n_threads
+
+        cparams = llama.llama_context_default_params()
+        cparams.n_ctx = int(n_ctx)
+        cparams.n_batch = int(n_batch)
+        cparams.n_ubatch = int(n_batch)
+        cparams.n_seq_max = int(n_seq_max)
+        cparams.n_threads = self.n_threads
+        cparams.n_threads_batch = self.n_threads_batch
+        cparams.no_perf = True
+        if flash_attn is not None:
+            cparams.flash_attn_type = (
+                llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            )
+        self._cparams = cparams  # keep alive: callbacks set on it later must outlive the context
+        self._ctx = llama.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            why = "; ".join(recent_errors()[-3:]) or "unknown reason"
+            self.close()
+            raise ModelLoadError(f"cannot create a context of {n_ctx} tokens for {self.path}: {why}")
+        self.n_ctx = int(llama.llama_n_ctx(self._ctx))
+        self.n_batch = int(n_batch)
+        self.n_gpu_layers = int(n_gpu_layers)
+        self._mem = llama.llama_get_memory(self._ctx)
+        self._batch = llama.llama_batch_init(self.n_batch, 0, max(1, int(n_seq_max)))
+        self.tokens: list[int] = []
+        self._pieces: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._saved_prompt: tuple[tuple[int, ...], np.ndarray] | None = None
+        self._logits_override: np.ndarray | None = None
+        self._eog = {t for t in range(self.n_vocab) if llama.llama_vocab_is_eog(self._vocab, t)} \
+            if self.n_vocab <= 300_000 else None
+        self.add_bos = bool(llama.llama_vocab_get_add_bos(self._vocab))
+
+    # ------------------------------------------------------------------ metadata
+    def meta(self, key: str) -> str | None:
+        """A GGUF metadata value as a string (``general.name``, ``tokenizer.chat_template``...)."""
+        size = 1 << 14
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama.llama_model_meta_val_str(self._model, key.encode(), buf, size)
+            if n < 0:
+                return None
+            if n < size:
+                return buf.value.decode("utf-8", errors="replace")
+            size = n + 1
+
+    @property
+    def description(self) -> str:
+        buf = ctypes.create_string_buffer(256)
+        llama.llama_model_desc(self._model, buf, 256)
+        return buf.value.decode("utf-8", errors="replace")
+
+    @property
+    def chat_template(self) -> str | None:
+        raw = llama.llama_model_chat_template(self._model, None)
+        return raw.decode("utf-8", errors="replace") if raw else None
+
+    # ------------------------------------------------------------------ tokens
+    def tokenize(self, text: str | bytes, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else bytes(text)
+        n_max = len(data) + 8
+        buf = (llama.llama_token * n_max)()
+        n = llama.llama_tokenize(self._vocab, data, len(data), buf, n_max, add_special, parse_special)
+        if n < 0:  # buffer too small: -n is the size needed
+            n_max = -n
+            buf = (llama.llama_token * n_max)()
+            n = llama.llama_tokenize(self._vocab, data, len(data), buf, n_max, add_special, parse_special)
+            if n < 0:
+                raise UsageError("text could not be tokenised")
+        return list(buf[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (control tokens render as nothing); cached per token."""
+        p = self._pieces.get(token)
+        if p is None:
+            if not 0 <= token < self.n_vocab:
+                raise UsageError(f"token id {token} is outside the vocabulary (0..{self.n_vocab - 1})")
+            buf = self._piece_buf
+            n = llama.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            p = buf.raw[:n]
+            self._pieces[token] = p
+        return p
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_eog(self, token: int) -> bool:
+        if self._eog is not None:
+            return token in self._eog
+        return bool(llama.llama_vocab_is_eog(self._vocab, token))
+
+    @property
+    def eog_tokens(self) -> frozenset[int]:
+        if self._eog is None:
+            return frozenset()
+        return frozenset(self._eog)
+
+    # ------------------------------------------------------------------ decoding
+    def logits(self) -> np.ndarray:
+        """Logits of the last evaluated position: a zero-copy view valid until the next decode."""
+        if self._logits_override is not None:
+            return self._logits_override
+        ptr = llama.llama_get_logits_ith(self._ctx, -1)
+        if not ptr:
+            raise RuntimeError("no logits available: nothing has been decoded")
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _decode(self, tokens: list[int], start: int) -> None:
+        """Decode ``tokens`` at positions ``start...``, in chunks of n_batch; logits for the last."""
+        b = self._batch
+        n_total = len(tokens)
+        i = 0
+        while i < n_total:
+            chunk = tokens[i : i + self.n_batch]
+            n = len(chunk)
+            for j, t in enumerate(chunk):
+                b.token[j] = t
+                b.pos[j] = start + i + j
+                b.n_seq_id[j] = 1
+                b.seq_id[j][0] = 0
+                b.logits[j] = 0
+            if i + n == n_total:
+                b.logits[n - 1] = 1
+            b.n_tokens = n
+            rc = llama.llama_decode(self._ctx, b)
+            if rc != 0:
+                # drop whatever part of this call did land, so `tokens` stays the truth
+                llama.llama_memory_seq_rm(self._mem, 0, start + i, -1)
+                del self.tokens[start + i :]
+                if rc == 1:
+                    raise ContextOverflow(
+                        f"the context is full ({self.n_ctx} tokens)", hint="use a larger --n-ctx or a shorter prompt"
+                    )
+                raise ModelLoadError(f"llama_decode failed with code {rc}")
+            self.tokens.extend(chunk)
+            i += n
+
+    def eval_prompt(self, tokens: list[int]) -> int:
+        """Make the cache hold exactly ``tokens`` and have logits for the last one ready.
+
+        Reuses the longest common prefix with what the cache already holds; returns how many
+        tokens were actually decoded (0 when the logits of this exact prompt were kept).
+        """
+        if not tokens:
+            raise UsageError("empty prompt: nothing to evaluate")
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflow(
+                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
+                hint="use a larger --n-ctx or a shorter prompt",
+            )
+        self._logits_override = None
+        cached = self.tokens
+        n_keep = 0
+        limit = min(len(cached), len(tokens))
+        while n_keep < limit and cached[n_keep] == tokens[n_keep]:
+            n_keep += 1
+        saved = self._saved_prompt
+        if n_keep == len(tokens) and saved is not None and saved[0] == tuple(tokens):
+            # Same prompt again: the cache holds it and its last logits were saved. Reusing
+            # them keeps runs reproducible (re-decoding one token alone can differ in the last
+            # bits from decoding it inside a batch).
+            self._truncate(n_keep)
+            self._logits_override = saved[1]
+            return 0
+        if n_keep == len(tokens):
+            n_keep -= 1  # need the last token's logits: decode it again
+        self._truncate(n_keep)
+        self._decode(tokens[n_keep:], n_keep)
+        self._saved_prompt = (tuple(tokens), self.logits().copy())
+        return len(tokens) - n_keep
+
+    def eval_token(self, token: int) -> None:
+        """Append one token to the cache and compute its logits."""
+        if len(self.tokens) + 1 > self.n_ctx:
+            raise ContextOverflow(f"the context is full ({self.n_ctx} tokens)", hint="use a larger --n-ctx")
+        self._logits_override = None
+        self._decode([token], len(self.tokens))
+
+    def _truncate(self, n_keep: int) -> None:
+        if n_keep < len(self.tokens):
+            if not llama.llama_memory_seq_rm(self._mem, 0, n_keep, -1):
+                # Some memories (recurrent models) cannot drop a tail: start over.
+                llama.llama_memory_clear(self._mem, True)
+                self.tokens = []
+                return
+            del self.tokens[n_keep:]
+
+    def clear(self) -> None:
+        """Forget the whole KV cache."""
+        llama.llama_memory_clear(self._mem, True)
+        self.tokens = []
+        self._saved_prompt = None
+        self._logits_override = None
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        if self._batch is not None:
+            llama.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            llama.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            llama.llama_model_free(self._model)
+            self._model = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,57 @@
+"""Every exception entropic-local raises on purpose, in one place.
+
+The CLI maps each class to one line on stderr and a distinct exit code (``exit_code``);
+``--verbose`` adds the traceback. Library users catch ``EntropicError`` or a subclass.
+"""
+
+from __future__ import annotations
+
+
+class EntropicError(Exception):
+    """Base class. ``hint`` says how to fix it; ``exit_code`` is the CLI's exit status."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        return f"{msg} ({self.hint})" if self.hint else msg
+
+
+class UsageError(EntropicError, ValueError):
+    """A bad argument: empty prompt, out-of-range option, unknown command value."""
+
+    exit_code = 2
+
+
+class InvalidSamplerSpec(UsageError):
+    """A sampler spec string or parameter that cannot be used; names the bad part."""
+
+    exit_code = 3
+
+
+class ModelNotFound(EntropicError, FileNotFoundError):
+    """No such model file, registry name, or a model that is not on disk and cannot be fetched."""
+
+    exit_code = 4
+
+
+class InvalidModelFile(EntropicError):
+    """The file exists but is not a loadable GGUF (not GGUF, truncated, corrupt, bad hash)."""
+
+    exit_code = 5
+
+
+class ContextOverflow(EntropicError):
+    """The prompt (plus what must be generated) does not fit in the context window."""
+
+    exit_code = 6
+
+
+class ModelLoadError(EntropicError):
+    """llama.cpp refused to load a model or create a context for another reason."""
+
+    exit_code = 7

@@ -1,0 +1,209 @@
+"""The decode loop and what it produces: per-token ``Step`` records and a ``Generation``.
+
+One step: read the logits (zero-copy view), compute the model's own log Z, entropy and
+varentropy in one fused kernel pass, load the candidate set, run the sampler chain, record
+the step, feed the chosen token back. The statistics come from the same pass the chain
+needs anyway, so recording them costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+from .engine import Engine, StopMatcher, Utf8Stream
+from .kernels import logit_stats
+from .samplers import Candidates, SamplerChain
+
+
+@dataclass(slots=True)
+class Step:
+    """One generated token.
+
+    ``piece`` is the token's own text; ``text`` is what this step added to the output (it can
+    be empty while a multi-byte character or a possible stop string is incomplete, and holds
+    earlier text once released), so ``"".join(s.text for s in steps) == generation.text``.
+    ``logprob``, ``entropy`` (nats) and ``varentropy`` (nats²) describe the model's own
+    distribution at temperature 1 over the full vocabulary; ``n_candidates`` is the size of
+    the candidate set the chain kept when it chose. ``info`` holds what adaptive samplers
+    decided (action, effective temperature...).
+    """
+
+    index: int
+    token_id: int
+    piece: str
+    text: str
+    logprob: float
+    entropy: float
+    varentropy: float
+    n_candidates: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        info = d.pop("info")
+        d.update(info)
+        return d
+
+
+@dataclass(slots=True)
+class Timings:
+    prompt_tokens: int = 0        # tokens in the prompt
+    prompt_eval_tokens: int = 0   # of those, decoded now (the rest came from the KV cache)
+    prompt_ms: float = 0.0
+    gen_tokens: int = 0
+    gen_ms: float = 0.0
+
+    @property
+    def prompt_tps(self) -> float:
+        return self.prompt_eval_tokens / (self.prompt_ms / 1000) if self.prompt_ms > 0 else 0.0
+
+    @property
+    def gen_tps(self) -> float:
+        return self.gen_tokens / (self.gen_ms / 1000) if self.gen_ms > 0 else 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        d = asdict(self)
+        d["prompt_tps"] = round(self.prompt_tps, 2)
+        d["gen_tps"] = round(self.gen_tps, 2)
+        d["prompt_ms"] = round(self.prompt_ms, 3)
+        d["gen_ms"] = round(self.gen_ms, 3)
+        return d
+
+
+@dataclass
+class Generation:
+    """The result of one ``Model.generate`` call."""
+
+    prompt: str
+    text: str
+    token_ids: list[int]
+    steps: list[Step]
+    timings: Timings
+    seed: int
+    sampler: str
+    finish_reason: str  # "stop" (end of generation or a stop string), "length", "context"
+    model: str = ""
+
+    @property
+    def mean_entropy(self) -> float:
+        return sum(s.entropy for s in self.steps) / len(self.steps) if self.steps else 0.0
+
+    def to_dict(self, steps: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "model": self.model,
+            "prompt": self.prompt,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "seed": self.seed,
+            "sampler": self.sampler,
+            "token_ids": self.token_ids,
+            "timings": self.timings.to_dict(),
+        }
+        if steps:
+            d["steps"] = [s.to_dict() for s in self.steps]
+        return d
+
+    def to_json(self, steps: bool = True) -> str:
+        return json.dumps(self.to_dict(steps=steps), ensure_ascii=False)
+
+
+class DecodeLoop:
+    """Generates from ``prompt_tokens`` with ``chain`` until a stop condition; yields Steps.
+
+    After iteration ``finish_reason``, ``text``, ``token_ids`` and ``timings`` are final.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        cands: Candidates,
+        chain: SamplerChain,
+        prompt_tokens: list[int],
+        *,
+        max_tokens: int,
+        stop: list[str] | None = None,
+    ):
+        self.engine = engine
+        self.cands = cands
+        self.chain = chain
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.stop = StopMatcher(stop)
+        self.timings = Timings(prompt_tokens=len(prompt_tokens))
+        self.token_ids: list[int] = []
+        self.text_parts: list[str] = []
+        self.finish_reason = "length"
+        self.last_step: Step | None = None
+        self.tail = ""  # text released after the last step was yielded (streamers print it)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    def __iter__(self) -> Iterator[Step]:
+        engine, cands, chain = self.engine, self.cands, self.chain
+        t0 = time.perf_counter()
+        self.timings.prompt_eval_tokens = engine.eval_prompt(self.prompt_tokens)
+        t1 = time.perf_counter()
+        self.timings.prompt_ms = (t1 - t0) * 1000
+        utf8 = Utf8Stream()
+        stop = self.stop
+        n_ctx = engine.n_ctx
+        info = getattr(chain, "step_info", None)
+        gen_start = t1
+        try:
+            for i in range(self.max_tokens):
+                if i > 0:
+                    if len(engine.tokens) >= n_ctx:
+                        self.finish_reason = "context"
+                        break
+                    engine.eval_token(self.token_ids[-1])
+                raw = engine.logits()
+                stats = logit_stats(raw, 1.0)
+                cands.reset(raw, stats)
+                chain.apply(cands)
+                tok = cands.selected_token
+                n_kept = cands.n
+                logprob = float(raw[tok]) - stats[1]
+                chain.accept(tok)
+                if engine.is_eog(tok):
+                    self.finish_reason = "stop"
+                    break
+                self.token_ids.append(tok)
+                piece = engine.piece(tok)
+                released, matched = stop.push(utf8.push(piece))
+                if released:
+                    self.text_parts.append(released)
+                step = Step(
+                    index=i,
+                    token_id=tok,
+                    piece=piece.decode("utf-8", errors="replace"),
+                    text=released,
+                    logprob=logprob,
+                    entropy=stats[2],
+                    varentropy=stats[3],
+                    n_candidates=n_kept,
+                    info=info() if info is not None else {},
+                )
+                self.timings.gen_tokens += 1
+                self.last_step = step
+                yield step
+                if matched:
+                    self.finish_reason = "stop"
+                    return
+            # end of generation without a stop string: release what was held back
+            tail, matched = stop.push(utf8.flush())
+            if not matched:
+                tail += stop.flush()
+            if tail:
+                # Text held back at the end (a possible stop-string prefix, an incomplete
+                # UTF-8 character) belongs to the last step, so join(step.text) == text.
+                self.text_parts.append(tail)
+                self.tail = tail
+                if self.last_step is not None:
+                    self.last_step.text += tail
+        finally:
+            self.timings.gen_ms = (time.perf_counter() - gen_start) * 1000

@@ -1,0 +1,122 @@
+"""The sampler interface and the candidate set every sampler works on.
+
+Modelled on llama.cpp's ``llama_sampler_i``: a sampler *applies* itself to the current
+candidates (filtering, transforming or selecting), *accepts* the token that was finally
+chosen (to keep history such as penalty counts), can be *reset* to its initial state
+(optionally with a new seed) and *cloned* (for per-sequence state in batched decoding).
+
+The candidate set is the first ``n`` entries of two preallocated buffers, ``ids`` (int32
+token ids) and ``logits`` (float32). Kernels compact survivors to the front in place and
+return the new ``n``; ``-inf`` is a mask, NaN is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import numpy as np
+
+
+class Candidates:
+    """The live candidates of one sampling step, in reusable buffers.
+
+    Attributes:
+        ids, logits: buffers of capacity ``n_vocab``; entries ``[:n]`` are live.
+        n: number of live candidates.
+        sorted: live entries are sorted by logit, descending.
+        identity: the untouched full vocabulary (``n == n_vocab`` and ``ids[i] == i``), so
+            kernels may index by token id directly.
+        selected: index (into the live entries) of the chosen token, or -1.
+        max_logit, log_z, entropy, varentropy: statistics of the model's own distribution
+            for this step (temperature 1, full vocabulary), in nats; set by ``reset``.
+    """
+
+    __slots__ = (
+        "n_vocab", "ids", "logits", "n", "sorted", "identity", "selected",
+        "max_logit", "log_z", "entropy", "varentropy", "_arange",
+    )
+
+    def __init__(self, n_vocab: int):
+        if n_vocab < 1:
+            raise ValueError("n_vocab must be at least 1")
+        self.n_vocab = int(n_vocab)
+        self._arange = np.arange(self.n_vocab, dtype=np.int32)
+        self.ids = self._arange.copy()
+        self.logits = np.empty(self.n_vocab, dtype=np.float32)
+        self.n = 0
+        self.sorted = False
+        self.identity = False
+        self.selected = -1
+        self.max_logit = self.log_z = self.entropy = self.varentropy = float("nan")
+
+    def reset(self, raw_logits: np.ndarray, stats: tuple | None = None) -> None:
+        """Load a fresh full-vocabulary candidate set from the model's logits.
+
+        ``stats`` is ``(max_logit, log_z, entropy, varentropy)`` of ``raw_logits`` at
+        temperature 1 when the caller already computed them (the generation loop does, in
+        one fused pass); otherwise they are computed here.
+        """
+        from ..kernels import logit_stats  # local: kernels compile lazily
+
+        if raw_logits.shape[0] != self.n_vocab:
+            raise ValueError(f"expected {self.n_vocab} logits, got {raw_logits.shape[0]}")
+        np.copyto(self.logits, raw_logits, casting="same_kind")
+        if not self.identity:
+            np.copyto(self.ids, self._arange)
+        self.n = self.n_vocab
+        self.sorted = False
+        self.identity = True
+        self.selected = -1
+        if stats is None:
+            stats = logit_stats(self.logits, 1.0)
+        self.max_logit, self.log_z, self.entropy, self.varentropy = stats
+
+    def touch(self) -> None:
+        """Mark the set as no longer the untouched vocabulary (after any truncation)."""
+        self.identity = False
+
+    @property
+    def live_ids(self) -> np.ndarray:
+        return self.ids[: self.n]
+
+    @property
+    def live_logits(self) -> np.ndarray:
+        return self.logits[: self.n]
+
+    @property
+    def selected_token(self) -> int:
+        if self.selected < 0:
+            raise RuntimeError("no token has been selected")
+        return int(self.ids[self.selected])
+
+
+class Sampler:
+    """One stage of a sampler chain. Subclasses set ``name`` and override ``apply``."""
+
+    name: ClassVar[str] = ""
+
+    def apply(self, cands: Candidates) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def accept(self, token: int) -> None:
+        """Record the token finally chosen this step (default: stateless)."""
+
+    def reset(self, seed: int | None = None) -> None:
+        """Return to the initial state; samplers that draw random numbers reseed."""
+
+    def clone(self) -> "Sampler":
+        return copy.deepcopy(self)
+
+    def spec(self) -> str:  # pragma: no cover - interface
+        """This stage as it is written in a chain spec string."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec()}>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.spec() == other.spec()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.spec()))

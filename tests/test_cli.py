@@ -1,0 +1,146 @@
+"""The entropic-local command as a user runs it: real subprocesses, real models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "entropic_local"]
+
+
+def run(*args, stdin=None, timeout=240, env=None):
+    return subprocess.run(
+        [*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_error(r, *needles, code=None):
+    assert r.returncode != 0, r.stdout
+    if code is not None:
+        assert r.returncode == code, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert lines[0].startswith("entropic-local: error: ")
+    for n in needles:
+        assert n.lower() in lines[0].lower(), lines[0]
+
+
+def test_generate_streams_text_default_model():
+    r = run("generate", "The capital of France is", "-n", "12", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+    assert r.stderr == ""  # llama.cpp's log is silent without --verbose
+
+
+def test_generate_json_and_seed_reproducible():
+    args = ("generate", "Once upon a time", "-n", "10", "--seed", "42", "--json")
+    a = run(*args)
+    b = run(*args)
+    assert a.returncode == 0, a.stderr
+    da, db = json.loads(a.stdout), json.loads(b.stdout)
+    assert da["token_ids"] == db["token_ids"]
+    assert da["seed"] == 42
+    assert da["sampler"] == "top_k=40,top_p=0.95,min_p=0.05,temp=0.8"
+    assert set(da["timings"]) >= {"prompt_tps", "gen_tps", "prompt_tokens", "gen_tokens"}
+    assert len(da["steps"]) == len(da["token_ids"])
+    s = da["steps"][0]
+    assert set(s) >= {"token_id", "piece", "logprob", "entropy", "varentropy", "n_candidates"}
+    assert "".join(x["text"] for x in da["steps"]) == da["text"]
+
+
+def test_generate_flags_override_sampler():
+    r = run("generate", "Hello", "-n", "3", "--sampler", "greedy", "--temp", "0.5", "--top-k", "7", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert "top_k=7" in d["sampler"] and "temp=0.5" in d["sampler"]
+    assert all(s["n_candidates"] <= 7 for s in d["steps"])
+
+
+def test_generate_reads_stdin_and_stops(gemma_path):
+    r = run("generate", "-m", "gemma3-270m", "-", "-n", "40", "--sampler", "greedy", "--json",
+            stdin="Count: one, two, three,")
+    assert r.returncode == 0, r.stderr
+    text = json.loads(r.stdout)["text"]
+    stop = text[3:7]
+    r2 = run("generate", "-m", str(gemma_path), "-", "-n", "40", "--sampler", "greedy", "--stop", stop,
+             stdin="Count: one, two, three,")
+    assert r2.returncode == 0, r2.stderr
+    assert r2.stdout == text[: text.find(stop)] + "\n"
+
+
+def test_models_lists_registry():
+    r = run("models")
+    assert r.returncode == 0, r.stderr
+    assert "smollm2-135m*" in r.stdout and "gemma3-270m" in r.stdout
+    r = run("models", "--json")
+    rows = json.loads(r.stdout)
+    assert any(row["name"] == "smollm2-135m" and row.get("path") for row in rows)
+
+
+def test_help_mentions_commands_and_flags():
+    r = run("--help")
+    assert r.returncode == 0 and "generate" in r.stdout and "models" in r.stdout and "bench" in r.stdout
+    r = run("generate", "--help")
+    for flag in ("--max-tokens", "--sampler", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+                 "--seed", "--n-ctx", "--threads", "--n-gpu-layers", "--json", "--verbose", "--stop"):
+        assert flag in r.stdout
+
+
+# ---------------------------------------------------------------- bad input: one line, non-zero
+
+
+def test_missing_model_path(tmp_path):
+    assert_one_line_error(run("generate", "-m", str(tmp_path / "nope.gguf"), "hi"), "no such file", code=4)
+
+
+def test_model_is_a_directory(tmp_path):
+    assert_one_line_error(run("generate", "-m", str(tmp_path), "hi"), "directory")
+
+
+def test_model_not_gguf(tmp_path):
+    f = tmp_path / "notes.gguf"
+    f.write_text("just some text, not a model\n" * 10)
+    assert_one_line_error(run("generate", "-m", str(f), "hi"), "not a gguf", code=5)
+
+
+def test_model_truncated(tmp_path, smollm2_path):
+    f = tmp_path / "truncated.gguf"
+    with open(smollm2_path, "rb") as src:
+        f.write_bytes(src.read(2_000_000))
+    assert_one_line_error(run("generate", "-m", str(f), "hi"), "truncated", code=5)
+
+
+def test_unknown_model_name():
+    assert_one_line_error(run("generate", "-m", "smollm2-135", "hi"), "unknown model", "smollm2-135m", code=4)
+
+
+def test_empty_prompt():
+    assert_one_line_error(run("generate", ""), "empty prompt", code=2)
+    assert_one_line_error(run("generate", "-", stdin=""), "empty prompt", code=2)
+
+
+def test_prompt_longer_than_context():
+    assert_one_line_error(run("generate", "--n-ctx", "32", "word " * 200), "context", code=6)
+
+
+@pytest.mark.parametrize("spec,needle", [("top_k=banana", "top_k"), ("topk=3", "unknown"), ("top_p=1.5", "top_p"), ("", "empty")])
+def test_bad_sampler_spec(spec, needle):
+    assert_one_line_error(run("generate", "--sampler", spec, "hi"), needle, code=3)
+
+
+def test_unknown_option_is_one_line():
+    assert_one_line_error(run("generate", "--frobnicate", "hi"), "frobnicate", code=2)
+
+
+def test_verbose_adds_traceback(tmp_path):
+    f = tmp_path / "bad.gguf"
+    f.write_bytes(b"GGUF" + b"\x00" * 10)
+    r = run("generate", "-m", str(f), "hi", "--verbose")
+    assert r.returncode == 5
+    assert "Traceback" in r.stderr
