@@ -163,7 +163,7 @@ def models(as_json):
         click.echo(json.dumps(rows, indent=2))
         return
     name_w = max(len(r["name"]) for r in rows) + 2
-    src_w = min(70, max(len(r["source"]) for r in rows) + 2)
+    src_w = max(len(r["source"]) for r in rows) + 2
     click.echo(f"{'NAME':<{name_w}}{'SOURCE':<{src_w}}LOCAL")
     for r in rows:
         mark = "*" if r.get("default") else " "
