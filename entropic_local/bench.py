@@ -109,6 +109,29 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
     return out
 
 
+def thread_check(path, n_tokens: int = 48, rounds: int = 3) -> dict:
+    """Raw greedy decode, ms/token: our thread choice vs llama.cpp's default of 4 threads."""
+    import numpy as np
+
+    from .engine import Engine, physical_cores
+
+    chosen = physical_cores()
+    engines = {n: Engine(path, n_ctx=512, n_threads=n) for n in sorted({chosen, 4})}
+    toks = engines[chosen].tokenize(BENCH_PROMPT)
+    per = {n: [] for n in engines}
+    for r in range(rounds):
+        for n, eng in (engines.items() if r % 2 == 0 else reversed(engines.items())):
+            eng.clear()
+            eng.eval_prompt(toks)
+            t0 = time.perf_counter()
+            for _ in range(n_tokens):
+                eng.eval_token(int(np.argmax(eng.logits())))
+            per[n].append((time.perf_counter() - t0) * 1000 / n_tokens)
+    for eng in engines.values():
+        eng.close()
+    return {"physical_cores": chosen, "ms_per_token": {str(n): statistics.median(v) for n, v in per.items()}}
+
+
 def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, verbose=False, progress=True) -> dict:
     import llama_cpp
 
@@ -116,15 +139,18 @@ def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, ve
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    report = {"llama_cpp_python": llama_cpp.__version__, "models": [], "kernels": None}
+    report = {"llama_cpp_python": llama_cpp.__version__, "models": [], "kernels": None, "threads": None}
     biggest = None
-    for name in names:
+    for i, name in enumerate(names):
         log(f"benchmarking {name} ...")
         res = bench_model(name, n_tokens=n_tokens, rounds=rounds, n_threads=n_threads, verbose=verbose, log=log)
         logits = res.pop("_logits")
         if biggest is None or logits.shape[0] > biggest[1].shape[0]:
             biggest = (name, logits)
         report["models"].append(res)
+        if i == 0 and n_threads is None:
+            log(f"threads: physical cores vs llama.cpp's default of 4 on {name} ...")
+            report["threads"] = {"model": name, **thread_check(res["path"])}
     if kernels and biggest is not None:
         from numba import set_num_threads
 
@@ -146,6 +172,10 @@ def format_report(report: dict) -> str:
             f"{m['model']:<16}{m['n_vocab']:>8}{m['threads']:>8}{m['tokens']:>8}{m['ours_tps']:>10.1f}"
             f"{m['llama_cpp_python_tps']:>14.1f}{m['ratio']:>8.2f}{m['ratio_end_to_end']:>11.2f}"
         )
+    t = report.get("threads")
+    if t:
+        ms = ", ".join(f"{n} threads {v:.2f} ms/token" for n, v in t["ms_per_token"].items())
+        lines.append(f"raw decode on {t['model']} ({t['physical_cores']} physical cores): {ms}")
     if report.get("kernels"):
         from .kernels.bench import format_kernel_bench
 

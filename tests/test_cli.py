@@ -126,7 +126,7 @@ def test_empty_prompt():
 
 
 def test_prompt_longer_than_context():
-    assert_one_line_error(run("generate", "--n-ctx", "32", "word " * 200), "context", code=6)
+    assert_one_line_error(run("generate", "--n-ctx", "256", "word " * 400), "context", code=6)
 
 
 @pytest.mark.parametrize("spec,needle", [("top_k=banana", "top_k"), ("topk=3", "unknown"), ("top_p=1.5", "top_p"), ("", "empty")])

@@ -224,12 +224,14 @@ def test_repeat_penalty_changes_repetitive_output(smollm2):
 
 
 def test_context_runs_out_mid_generation(smollm2_path):
-    with el.load(smollm2_path, n_ctx=32) as m:
-        g = m.generate("Count: 1, 2, 3,", max_tokens=200, sampler="greedy")
+    with el.load(smollm2_path, n_ctx=256) as m:
+        assert m.n_ctx == 256
+        g = m.generate("Count: 1, 2, 3,", max_tokens=400, sampler="greedy")
         assert g.finish_reason == "context"
-        assert len(m.engine.tokens) == 32
+        assert len(m.engine.tokens) == 256
+        assert len(g.token_ids) == 256 - g.timings.prompt_tokens + 1
         with pytest.raises(el.ContextOverflow):
-            m.generate("word " * 100, max_tokens=4)
+            m.generate("word " * 300, max_tokens=4)
 
 
 def test_bad_arguments(smollm2):

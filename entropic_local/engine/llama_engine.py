@@ -87,7 +87,8 @@ class Engine:
             self.close()
             raise ModelLoadError(f"cannot create a context of {n_ctx} tokens for {self.path}: {why}")
         self.n_ctx = int(llama.llama_n_ctx(self._ctx))
-        self.n_batch = int(n_batch)
+        # llama.cpp may clamp the batch to the (padded) context: use what it actually took
+        self.n_batch = int(llama.llama_n_batch(self._ctx))
         self.n_gpu_layers = int(n_gpu_layers)
         self._mem = llama.llama_get_memory(self._ctx)
         self._batch = llama.llama_batch_init(self.n_batch, 0, max(1, int(n_seq_max)))

@@ -26,8 +26,10 @@ class Utf8Stream:
         return self._dec.decode(piece)
 
     def flush(self) -> str:
-        """Whatever is left at the end (an incomplete character becomes U+FFFD)."""
-        return self._dec.decode(b"", final=True)
+        """End of output: an incomplete trailing character (generation stopped in the middle
+        of its bytes) is dropped rather than shown as U+FFFD, as it is not text yet."""
+        self._dec.reset()
+        return ""
 
 
 class StopMatcher:
