@@ -116,6 +116,10 @@ class Model:
             raise UsageError(f"seed must be between 0 and 2**64-1, got {seed}")
         chain.reset(seed)
         tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)
+        # The prompt is history too (as in llama.cpp and llama-cpp-python): repetition
+        # penalties count its tokens.
+        for t in tokens:
+            chain.accept(t)
         return chain, seed, tokens
 
     def stream(

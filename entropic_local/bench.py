@@ -47,6 +47,8 @@ def _theirs_once(llm, n_tokens: int, seed: int) -> dict:
         BENCH_PROMPT, max_tokens=n_tokens, temperature=SETTINGS["temp"], top_k=SETTINGS["top_k"],
         top_p=SETTINGS["top_p"], min_p=SETTINGS["min_p"], repeat_penalty=1.0, seed=seed, stream=True,
     ):
+        if chunk["choices"][0]["finish_reason"] is not None:
+            continue  # the closing chunk carries no token
         now = time.perf_counter()
         if first is None:
             first = now
@@ -76,15 +78,21 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
     _theirs_once(llm, 8, 1)
     ours, theirs = [], []
     for r in range(rounds):
-        seed = 1000 + r
-        # alternate which side goes first so drift hits both
-        pair = [("ours", _ours_once, model), ("theirs", _theirs_once, llm)]
-        if r % 2:
-            pair.reverse()
-        for who, fn, obj in pair:
-            res = fn(obj, n_tokens, seed)
-            (ours if who == "ours" else theirs).append(res)
-            log(f"  {name} round {r + 1}/{rounds} {who:6s}: {res['tokens']} tokens, {_tps(res):7.1f} tok/s")
+        # Both sides must generate the same number of tokens: a seed with which either side
+        # meets an end-of-generation token early is skipped (up to a few tries).
+        for attempt in range(6):
+            seed = 1000 + 10 * r + attempt
+            pair = [("ours", _ours_once, model), ("theirs", _theirs_once, llm)]
+            if r % 2:  # alternate which side goes first so drift hits both
+                pair.reverse()
+            res = {who: fn(obj, n_tokens, seed) for who, fn, obj in pair}
+            if min(res["ours"]["tokens"], res["theirs"]["tokens"]) >= n_tokens or attempt == 5:
+                break
+        ours.append(res["ours"])
+        theirs.append(res["theirs"])
+        for who in ("ours", "theirs"):
+            log(f"  {name} round {r + 1}/{rounds} {who:6s}: {res[who]['tokens']} tokens, "
+                f"{_tps(res[who]):7.1f} tok/s (seed {seed})")
     ratios = [_tps(o) / _tps(t) for o, t in zip(ours, theirs)]
     e2e = [(o["tokens"] / o["total_s"]) / (t["tokens"] / t["total_s"]) for o, t in zip(ours, theirs)]
     out = {
