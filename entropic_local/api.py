@@ -11,6 +11,7 @@ Option names follow llama-cpp-python where they mean the same (``n_ctx``, ``n_th
 
 from __future__ import annotations
 
+import numbers
 import os
 import secrets
 import threading
@@ -102,10 +103,19 @@ class Model:
 
     # -------------------------------------------------------------- generation
     def _prepare(self, prompt, max_tokens, sampler, seed):
-        if not isinstance(prompt, str):
-            raise UsageError(f"prompt must be a string, not {type(prompt).__name__}")
-        if not prompt:
-            raise UsageError("empty prompt", hint="give some text to continue")
+        if isinstance(prompt, str):
+            if not prompt:
+                raise UsageError("empty prompt", hint="give some text to continue")
+            tokens = None
+        elif isinstance(prompt, (list, tuple)) and all(isinstance(t, numbers.Integral) for t in prompt):
+            if not prompt:
+                raise UsageError("empty prompt: no tokens")
+            bad = [t for t in prompt if not 0 <= t < self.n_vocab]
+            if bad:
+                raise UsageError(f"token id {bad[0]} is outside the vocabulary (0..{self.n_vocab - 1})")
+            tokens = [int(t) for t in prompt]
+        else:
+            raise UsageError(f"prompt must be a string or a list of token ids, not {type(prompt).__name__}")
         if int(max_tokens) < 1:
             raise UsageError(f"max_tokens must be at least 1, got {max_tokens}")
         chain = _as_chain(sampler)
@@ -115,7 +125,8 @@ class Model:
         if not 0 <= seed < 2**64:
             raise UsageError(f"seed must be between 0 and 2**64-1, got {seed}")
         chain.reset(seed)
-        tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)
+        if tokens is None:
+            tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)
         # The prompt is history too (as in llama.cpp and llama-cpp-python): repetition
         # penalties count its tokens.
         for t in tokens:
@@ -124,7 +135,7 @@ class Model:
 
     def stream(
         self,
-        prompt: str,
+        prompt: str | list[int],
         *,
         max_tokens: int = 256,
         sampler: str | SamplerChain | None = None,
@@ -133,17 +144,21 @@ class Model:
     ) -> "Stream":
         """Generate lazily: iterate to get ``Step`` records as tokens are made.
 
+        ``prompt`` is text (tokenised with the model's BOS and with special tokens parsed,
+        as llama.cpp does) or a list of token ids used as they are.
+
         The returned ``Stream`` has ``.generation`` once iteration has ended.
         """
         if isinstance(stop, str):
             stop = [stop]
         chain, seed, tokens = self._prepare(prompt, max_tokens, sampler, seed)
         loop = DecodeLoop(self.engine, self._cands, chain, tokens, max_tokens=int(max_tokens), stop=stop)
-        return Stream(self, loop, prompt, seed, chain)
+        text = prompt if isinstance(prompt, str) else self.engine.detokenize(tokens)
+        return Stream(self, loop, text, seed, chain)
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | list[int],
         *,
         max_tokens: int = 256,
         sampler: str | SamplerChain | None = None,

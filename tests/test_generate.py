@@ -259,3 +259,29 @@ def test_chain_as_llama_cpp_logits_processor(smollm2_path, smollm2):
                                 logits_processor=llama_cpp.LogitsProcessorList([chain]))
     ours = smollm2.generate(PROMPT, max_tokens=8, sampler="greedy")
     assert out["choices"][0]["text"] == ours.text
+
+
+def test_prompt_as_token_ids(any_model):
+    ids = any_model.tokenize(PROMPT)
+    a = any_model.generate(ids, max_tokens=6, sampler="greedy")
+    b = any_model.generate(PROMPT, max_tokens=6, sampler="greedy")
+    assert a.token_ids == b.token_ids
+    with pytest.raises(el.UsageError):
+        any_model.generate([any_model.n_vocab + 5], max_tokens=2)
+    with pytest.raises(el.UsageError):
+        any_model.generate([], max_tokens=2)
+
+
+def test_interrupt_keeps_cache_consistent(smollm2):
+    """A KeyboardInterrupt in the middle of a stream leaves tokens == KV cache contents:
+    the next generation still matches a clean run."""
+    smollm2.reset()
+    clean = smollm2.generate(PROMPT, max_tokens=12, sampler="greedy").token_ids
+    s = smollm2.stream(PROMPT, max_tokens=50, sampler="greedy")
+    with pytest.raises(KeyboardInterrupt):
+        for i, _ in enumerate(s):
+            if i == 5:
+                raise KeyboardInterrupt
+    assert s.generation is not None and len(s.generation.token_ids) == 6
+    again = smollm2.generate(PROMPT, max_tokens=12, sampler="greedy").token_ids
+    assert again == clean

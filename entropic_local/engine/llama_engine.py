@@ -38,12 +38,21 @@ class Engine:
         n_gpu_layers: int = 0,
         flash_attn: bool | None = None,
         n_seq_max: int = 1,
+        attention=None,
+        attention_scores: bool = False,
     ):
         ensure_backend()
         self.path = Path(path)
         self._model = None
         self._ctx = None
         self._batch = None
+        self._attn = None  # attention capture (issue 3), see engine/attention.py
+        self._saved_attn = None
+        if attention is not None and flash_attn:
+            raise UsageError(
+                "attention capture needs flash attention off (flash attention fuses the softmax away)",
+                hint="drop flash_attn=True / --flash-attn, or do not request attention",
+            )
         for name, value, lo in (("n_batch", n_batch, 1), ("n_seq_max", n_seq_max, 1)):
             if int(value) < lo:
                 raise UsageError(f"{name} must be at least {lo}, got {value}")
@@ -80,6 +89,19 @@ class Engine:
             cparams.flash_attn_type = (
                 llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
+        # --- attention capture (issue 3) -------------------------------------------------
+        if attention is not None:
+            from .attention import AttentionCapture, parse_attention_layers
+
+            n_layer = int(llama.llama_model_n_layer(self._model))
+            layers = parse_attention_layers(attention, n_layer)
+            cparams.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            self._attn = AttentionCapture(
+                layers, n_layer, int(llama.llama_model_n_head(self._model)), scores=attention_scores
+            )
+            cparams.cb_eval = self._attn.callback
+            cparams.cb_eval_user_data = self._attn.user_data
+        # --- end attention capture --------------------------------------------------------
         self._cparams = cparams  # keep alive: callbacks set on it later must outlive the context
         self._ctx = llama.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -87,6 +109,8 @@ class Engine:
             self.close()
             raise ModelLoadError(f"cannot create a context of {n_ctx} tokens for {self.path}: {why}")
         self.n_ctx = int(llama.llama_n_ctx(self._ctx))
+        if self._attn is not None:  # attention capture (issue 3): buffers sized to the cache
+            self._attn.allocate(self.n_ctx)
         # llama.cpp may clamp the batch to the (padded) context: use what it actually took
         self.n_batch = int(llama.llama_n_batch(self._ctx))
         self.n_gpu_layers = int(n_gpu_layers)
@@ -182,6 +206,8 @@ class Engine:
         """Decode ``tokens`` at positions ``start...``, in chunks of n_batch; logits for the last."""
         b = self._batch
         n_total = len(tokens)
+        if self._attn is not None:  # attention capture (issue 3): new decode stamp
+            self._attn.begin()
         i = 0
         while i < n_total:
             chunk = tokens[i : i + self.n_batch]
@@ -195,7 +221,13 @@ class Engine:
             if i + n == n_total:
                 b.logits[n - 1] = 1
             b.n_tokens = n
-            rc = llama.llama_decode(self._ctx, b)
+            try:
+                rc = llama.llama_decode(self._ctx, b)
+            except BaseException:
+                # Ctrl-C lands between bytecodes, possibly right after the decode: drop this
+                # chunk from the cache so `tokens` and the KV cache never disagree.
+                llama.llama_memory_seq_rm(self._mem, 0, start + i, -1)
+                raise
             if rc != 0:
                 # drop whatever part of this call did land, so `tokens` stays the truth
                 llama.llama_memory_seq_rm(self._mem, 0, start + i, -1)
@@ -234,12 +266,16 @@ class Engine:
             # bits from decoding it inside a batch).
             self._truncate(n_keep)
             self._logits_override = saved[1]
+            if self._attn is not None:  # attention capture (issue 3): this prompt's attention
+                self._attn.restore(self._saved_attn)
             return 0
         if n_keep == len(tokens):
             n_keep -= 1  # need the last token's logits: decode it again
         self._truncate(n_keep)
         self._decode(tokens[n_keep:], n_keep)
         self._saved_prompt = (tuple(tokens), self.logits().copy())
+        if self._attn is not None:  # attention capture (issue 3)
+            self._saved_attn = self._attn.snapshot()
         return len(tokens) - n_keep
 
     def eval_token(self, token: int) -> None:
@@ -264,6 +300,24 @@ class Engine:
         self.tokens = []
         self._saved_prompt = None
         self._logits_override = None
+
+    # ------------------------------------------------------------------ attention (issue 3)
+    @property
+    def attention(self):
+        """The ``AttentionCapture`` of this context, or None when attention was not requested."""
+        return self._attn
+
+    @property
+    def attention_layers(self) -> tuple[int, ...]:
+        """The layers whose attention is captured (empty when none)."""
+        return self._attn.layers if self._attn is not None else ()
+
+    def attention_rows(self, layer: int | None = None) -> np.ndarray:
+        """Newest token's attention over the valid KV cells: ``[n_layers, n_head, n_valid]``
+        (``layer=None``) or ``[n_head, n_valid]``. See ``AttentionCapture.rows``."""
+        if self._attn is None:
+            raise UsageError("attention was not requested for this engine", hint="pass attention='last'")
+        return self._attn.rows(layer)
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
