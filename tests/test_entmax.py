@@ -1,4 +1,4 @@
-"""α-entmax kernels (entropic_local.kernels.entmax) against the published known answers
+"""α-entmax kernels (entropic_local.kernels.alpha_entmax) against the published known answers
 (notes/sampling-math.md §3), the plain-numpy references, and their own invariants."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entropic_local.kernels import entmax as em
+from entropic_local.kernels import alpha_entmax as em
 from entropic_local.kernels import entmax_reference as ref
 from entropic_local.kernels.entmax_bench import format_entmax_bench, run_entmax_bench
 

@@ -25,7 +25,7 @@ Temperature (``temperature``)
 Penalties and bias (``penalties``, ``bias``)
     apply_penalties(ids, logits, n, identity, counts, seen, n_seen, repeat, frequency, presence)
     apply_logit_bias(ids, logits, n, identity, bias_ids, bias_values)
-α-entmax (``entmax``; Peters, Niculae, Martins 2019)
+α-entmax (``alpha_entmax``; Peters, Niculae, Martins 2019)
     entmax(z, alpha, temperature, out) -> support size     α=1 softmax, 1.5 exact, 2 sparsemax
     sparsemax(z, temperature, out) -> k;  entmax15(z, temperature, out) -> k
     entmax_candidates(ids, logits, n, alpha, temperature, probs) -> n_support
@@ -35,7 +35,7 @@ Benchmarks (``bench``, ``entmax_bench``, imported on demand)
 """
 
 from .bias import apply_logit_bias
-from .entmax import entmax, entmax15, entmax_candidates, entmax_support_window, sparsemax
+from .alpha_entmax import entmax, entmax15, entmax_candidates, entmax_support_window, sparsemax
 from .penalties import apply_penalties
 from .sampling import argmax, sample_categorical
 from .softmax import softmax

@@ -25,7 +25,7 @@ import time
 import numba
 import numpy as np
 
-from . import entmax as _em
+from . import alpha_entmax as _em
 from .entmax_reference import entmax_ref
 
 __all__ = ["run_entmax_bench", "format_entmax_bench", "synthetic_logits"]
