@@ -56,7 +56,7 @@ PRESETS: dict[str, str] = {
 # ``with_params`` inserts stages by it.
 CANONICAL_ORDER: dict[str, int] = {
     "logit_bias": 0, "penalties": 1, "top_n_sigma": 2, "top_k": 3, "typical_p": 4,
-    "top_p": 5, "min_p": 6, "temp": 7, "dyn_temp": 7,
+    "top_p": 5, "min_p": 6, "temp": 7, "dyn_temp": 7, "free_energy": 7, "thermostat": 7,
 }
 _SELECTOR_RANK = 100
 
