@@ -37,6 +37,7 @@ def load(
     n_batch: int = 512,
     seed: int | None = None,
     flash_attn: bool | None = None,
+    attention: str | list[int] | None = None,
     verbose: bool = False,
     download: bool = True,
 ) -> "Model":
@@ -44,7 +45,11 @@ def load(
 
     ``n_ctx`` defaults to min(4096, the model's training context); ``n_threads`` to the
     number of physical cores; ``seed`` is the default for every ``generate`` call (a fresh
-    random seed per call when None, reported in ``Generation.seed``).
+    random seed per call when None, reported in ``Generation.seed``). ``attention``
+    (``"last"``, ``"all"``, a list of layer ids or ``"3,7,11"``) captures the post-softmax
+    attention of those layers while decoding (flash attention is switched off for it) and
+    adds ``attn_entropy``, ``attn_varentropy``, ``agreement`` and ``interaction_strength``
+    (nats; of the last captured layer) to every step.
     """
     set_verbose(verbose)
     path = resolve_model(model, download=download)
@@ -57,6 +62,8 @@ def load(
         n_threads_batch=n_threads_batch,
         n_gpu_layers=n_gpu_layers,
         flash_attn=flash_attn,
+        attention=attention,
+        attention_scores=attention is not None,
     )
     return Model(engine, name=str(model) if model is not None else None, seed=seed)
 

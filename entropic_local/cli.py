@@ -23,6 +23,7 @@ EXIT_CODES = {
     5: "invalid model file (not GGUF, truncated, wrong sha256)",
     6: "prompt does not fit in the context",
     7: "llama.cpp failed to load or decode",
+    8: "attention cannot be captured with this model or backend",
     70: "internal error (a bug: please report it with --verbose output)",
     130: "interrupted (Ctrl-C); output so far was written",
 }
@@ -56,6 +57,9 @@ def model_options(f):
                      help="CPU threads (default: the number of physical cores)."),
         click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
                      help="Layers to offload to the GPU (-1: all)."),
+        click.option("--attention", default=None, metavar="last|all|3,7,11",
+                     help="Capture these layers' attention; adds attention entropy, varentropy, "
+                          "agreement and interaction strength to each step (flash attention off)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -115,7 +119,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: text, steps (per-token logprob, entropy, varentropy), timings, seed, sampler.")
 @verbose_option
-def generate(prompt, model, n_ctx, threads, n_gpu_layers, sampler, temp, top_k, top_p, min_p,
+def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, temp, top_k, top_p, min_p,
              repeat_penalty, seed, max_tokens, stop, as_json, verbose):
     """Continue PROMPT with the model, streaming the text to stdout.
 
@@ -128,7 +132,8 @@ def generate(prompt, model, n_ctx, threads, n_gpu_layers, sampler, temp, top_k, 
     if not prompt:
         raise UsageError("empty prompt", hint="give some text to continue, or '-' to read stdin")
     chain = build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty)
-    m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, verbose=verbose)
+    m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, attention=attention,
+             verbose=verbose)
     stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop))
     out = sys.stdout
     interrupted = False
@@ -201,6 +206,51 @@ def bench(model_names, tokens, rounds, threads, kernels, as_json, verbose):
     report = run_bench(names, n_tokens=tokens, rounds=rounds, n_threads=threads,
                        kernels=kernels, verbose=verbose, progress=not as_json)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@cli.command(name="eval", context_settings=_CONTEXT_SETTINGS)
+@click.argument("text_file", type=click.Path(dir_okay=False, allow_dash=True))
+@model_options
+@click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=None,
+              help="Score at most this many tokens of the text.")
+@click.option("-s", "--sampler", "samplers", multiple=True, metavar="NAME=SPEC",
+              help="A sampler to score (repeatable; default: softmax, top-k, top-p, min-p, entmax, aes, thermostat...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@verbose_option
+def eval_cmd(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_tokens, samplers, as_json, verbose):
+    """Score samplers on TEXT_FILE: teacher-forced ε-perplexity, sparsemax score, JS divergence.
+
+    Each sampler's distribution (what it would sample from) is compared with the text's
+    actual next token at every position ('-' reads stdin). Prints a markdown table.
+    """
+    from . import load
+    from .evaluate import DEFAULT_SAMPLERS, evaluate_text, format_eval_table
+
+    if text_file == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(text_file, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError as e:
+            raise UsageError(f"cannot read {text_file}: {e.strerror}") from None
+    chosen = dict(DEFAULT_SAMPLERS)
+    if samplers:
+        chosen = {}
+        for item in samplers:
+            name, sep, spec = item.partition("=")
+            if not sep or not name or not spec:
+                raise UsageError(f"--sampler wants NAME=SPEC, got '{item}'")
+            chosen[name] = spec
+    m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, attention=attention,
+             verbose=verbose)
+    result = evaluate_text(m, text, chosen, max_tokens=max_tokens)
+    click.echo(json.dumps(result, indent=2) if as_json else format_eval_table(result))
+
+
+from .chat.command import chat_command  # noqa: E402  (needs the decorators above)
+
+cli.add_command(chat_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
+import math
+from types import SimpleNamespace
+
 from .engine import Engine, StopMatcher, Utf8Stream
 from .kernels import logit_stats
 from .samplers import Candidates, SamplerChain
@@ -45,7 +48,8 @@ class Step:
         d = asdict(self)
         info = d.pop("info")
         d.update(info)
-        return d
+        # JSON has no NaN: an unavailable metric is null
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
 @dataclass(slots=True)
@@ -153,6 +157,7 @@ class DecodeLoop:
         stop = self.stop
         n_ctx = engine.n_ctx
         info = getattr(chain, "step_info", None)
+        attn = engine.attention
         gen_start = t1
         try:
             for i in range(self.max_tokens):
@@ -164,6 +169,19 @@ class DecodeLoop:
                 raw = engine.logits()
                 stats = logit_stats(raw, 1.0)
                 cands.reset(raw, stats)
+                attn_info = None
+                if attn is not None:
+                    m = attn.metrics()
+                    attn_info = {
+                        "attn_entropy": m.attn_entropy,
+                        "attn_varentropy": m.attn_varentropy,
+                        "agreement": m.agreement,
+                        "interaction_strength": m.interaction_strength,
+                    }
+                    cands.attention = SimpleNamespace(
+                        entropy=m.attn_entropy, varentropy=m.attn_varentropy,
+                        agreement=m.agreement, interaction_strength=m.interaction_strength,
+                    )
                 chain.apply(cands)
                 tok = cands.selected_token
                 n_kept = cands.n
@@ -188,6 +206,8 @@ class DecodeLoop:
                     n_candidates=n_kept,
                     info=info() if info is not None else {},
                 )
+                if attn_info is not None:
+                    step.info.update(attn_info)
                 self.timings.gen_tokens += 1
                 self.last_step = step
                 yield step

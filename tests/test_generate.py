@@ -285,3 +285,21 @@ def test_interrupt_keeps_cache_consistent(smollm2):
     assert s.generation is not None and len(s.generation.token_ids) == 6
     again = smollm2.generate(PROMPT, max_tokens=12, sampler="greedy").token_ids
     assert again == clean
+
+
+def test_attention_metrics_in_steps(smollm2_path):
+    """--attention adds the attention metrics to every step; the tokens are those of a run
+    without capture (flash attention off on both: the hook must not change the logits)."""
+    with el.load(smollm2_path, n_ctx=512, attention="last") as m, \
+            el.load(smollm2_path, n_ctx=512, flash_attn=False) as plain:
+        g = m.generate(PROMPT, max_tokens=8, sampler="greedy")
+        ref = plain.generate(PROMPT, max_tokens=8, sampler="greedy")
+        assert g.token_ids == ref.token_ids
+        for s in g.steps:
+            d = s.to_dict()
+            assert d["attn_entropy"] >= 0 and d["attn_varentropy"] >= 0
+            assert 0 <= d["agreement"] <= 2
+            assert d["interaction_strength"] > 0
+        # entropy of the attention over n valid cells is at most log n
+        n_valid = len(m.tokenize(PROMPT)) + len(g.token_ids)
+        assert all(s.info["attn_entropy"] <= math.log(n_valid) + 1e-6 for s in g.steps)

@@ -178,6 +178,11 @@ class Engine:
             self._pieces[token] = p
         return p
 
+    def token_text(self, token: int) -> str:
+        """The vocabulary's own text for a token, special tokens included (``<|im_end|>``)."""
+        raw = llama.llama_vocab_get_text(self._vocab, int(token))
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
     def detokenize(self, tokens: list[int]) -> str:
         return b"".join(self.piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
 
@@ -300,6 +305,8 @@ class Engine:
         self.tokens = []
         self._saved_prompt = None
         self._logits_override = None
+        if self._attn is not None:  # attention capture (issue 3): nothing current any more
+            self._attn.begin()
 
     # ------------------------------------------------------------------ attention (issue 3)
     @property

@@ -30,10 +30,20 @@ Penalties and bias (``penalties``, ``bias``)
     sparsemax(z, temperature, out) -> k;  entmax15(z, temperature, out) -> k
     entmax_candidates(ids, logits, n, alpha, temperature, probs) -> n_support
     entmax_support_window(alpha, temperature) -> T/(α-1)
+Attention (``attention``; from captured post-softmax rows, nats)
+    attention_metrics(A, head_entropy_out, head_varentropy_out) -> (mean H, mean V, agreement)
+    attention_metrics_masked(P, valid, n_kv, head_entropy_out, head_varentropy_out) -> same
+    interaction_strength(S, scale);  interaction_strength_masked(S, valid, n_kv, scale)
 Benchmarks (``bench``, ``entmax_bench``, imported on demand)
     run_kernel_bench(logits=None, repeats=200) -> dict;  format_kernel_bench(result) -> str
 """
 
+from .attention import (
+    attention_metrics,
+    attention_metrics_masked,
+    interaction_strength,
+    interaction_strength_masked,
+)
 from .bias import apply_logit_bias
 from .alpha_entmax import entmax, entmax15, entmax_candidates, entmax_support_window, sparsemax
 from .penalties import apply_penalties
@@ -63,4 +73,8 @@ __all__ = [
     "sparsemax",
     "entmax_candidates",
     "entmax_support_window",
+    "attention_metrics",
+    "attention_metrics_masked",
+    "interaction_strength",
+    "interaction_strength_masked",
 ]

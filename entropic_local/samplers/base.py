@@ -30,11 +30,13 @@ class Candidates:
         selected: index (into the live entries) of the chosen token, or -1.
         max_logit, log_z, entropy, varentropy: statistics of the model's own distribution
             for this step (temperature 1, full vocabulary), in nats; set by ``reset``.
+        attention: this step's attention metrics (``AttentionSummary``) when the engine
+            captures attention, else None; set by the decode loop.
     """
 
     __slots__ = (
         "n_vocab", "ids", "logits", "n", "sorted", "identity", "selected",
-        "max_logit", "log_z", "entropy", "varentropy", "_arange",
+        "max_logit", "log_z", "entropy", "varentropy", "attention", "_arange",
     )
 
     def __init__(self, n_vocab: int):
@@ -49,6 +51,9 @@ class Candidates:
         self.identity = False
         self.selected = -1
         self.max_logit = self.log_z = self.entropy = self.varentropy = float("nan")
+        # attention metrics of this step (an object with entropy, varentropy, agreement,
+        # interaction_strength in nats) when the engine captures attention; else None
+        self.attention = None
 
     def reset(self, raw_logits: np.ndarray, stats: tuple | None = None) -> None:
         """Load a fresh full-vocabulary candidate set from the model's logits.

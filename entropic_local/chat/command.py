@@ -1,0 +1,138 @@
+"""The click command ``entropic-local chat [MODEL]``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..cli import _CONTEXT_SETTINGS, build_chain, model_options, sampler_options, verbose_option
+from ..errors import UsageError
+
+
+def _registry_template(name: str | None) -> str | None:
+    """The models.txt ``template`` column for a registry name (None for a path)."""
+    from ..registry import DEFAULT_MODEL, _looks_like_path, load_registry
+
+    if name is None:
+        name = DEFAULT_MODEL
+    if _looks_like_path(name):
+        return None
+    entry = load_registry().get(name)
+    return entry.template if entry is not None else None
+
+
+def _label(name: str | None, path: Path) -> str:
+    from ..registry import DEFAULT_MODEL
+
+    if name is None:
+        return DEFAULT_MODEL
+    from ..registry import _looks_like_path
+
+    return path.name if _looks_like_path(name) else name
+
+
+@click.command("chat", context_settings=_CONTEXT_SETTINGS)
+@click.argument("model_arg", metavar="[MODEL]", required=False)
+@model_options
+@sampler_options
+@click.option("--system", metavar="TEXT", default=None, help="System prompt (change it later with /set system).")
+@click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=None,
+              help="Most tokens per reply (default: until the end of the turn or of the context).")
+@click.option("--chat-template", metavar="NAME|FILE", default=None,
+              help="Use this chat template instead of the model's: a built-in name (chatml, gemma, "
+                   "llama3, phi3, mistral, plain), 'gguf' (the model file's), or a Jinja file.")
+@click.option("--single", is_flag=True,
+              help="Read all of standard input as one message (instead of one message per line).")
+@click.option("--no-color", "no_color", is_flag=True, help="No colours (also: NO_COLOR set, or not a terminal).")
+@verbose_option
+def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sampler, temp, top_k, top_p,
+                 min_p, repeat_penalty, seed, system, max_tokens, chat_template, single, no_color,
+                 verbose):
+    """Chat with MODEL in the terminal, its uncertainty in colour.
+
+    MODEL is a .gguf path or a name from models.txt (default: smollm2-135m); -m works too.
+    The chat template comes from the GGUF metadata, rendered in a sandbox; a model without
+    one (a base model such as gemma3-270m) gets the built-in 'plain' transcript template,
+    with a notice. Type /help in the chat for the commands and the colour legend.
+
+    \b
+    With standard input not a terminal, each line is a message (or all of it with
+    --single) and the replies are printed as plain text:
+      printf 'Hi!\\nWhat is 2+2?\\n' | entropic-local chat --sampler greedy -n 64
+    """
+    from .. import load
+    from ..registry import check_gguf_header, resolve_model
+    from .repl import Chat, Printer, run_batch, run_interactive
+    from .session import ChatSession, special_token_text
+    from .templates import select_template
+
+    if model_arg and model and model_arg != model:
+        raise UsageError(f"two models given ({model_arg!r} and -m {model!r}): give one")
+    name = model_arg or model
+    stdin_tty = sys.stdin.isatty()
+    interactive = stdin_tty and sys.stdout.isatty()
+    if single and stdin_tty:
+        raise UsageError("--single reads the message from standard input, which is a terminal here",
+                         hint="pipe the message in: echo 'Hi' | entropic-local chat --single")
+    chain = build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty)
+    load_kwargs = {"attention": attention} if attention is not None else {}
+
+    path = resolve_model(name)
+    header = check_gguf_header(path)
+    label = _label(name, path)
+    tmpl_ctx = {"gguf_template": header.chat_template, "registry_template": _registry_template(name),
+                "model_label": label}
+    # Check the template before loading the weights: a broken or hostile template is reported
+    # at once (bos/eos are filled in below, once the vocabulary is loaded).
+    select_template(chat_template, **tmpl_ctx)
+
+    m = load(path, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, verbose=verbose, **load_kwargs)
+    m.name = label
+    engine = m.engine
+    bos = special_token_text(engine, "tokenizer.ggml.bos_token_id")
+    eos = special_token_text(engine, "tokenizer.ggml.eos_token_id")
+    template, notice = select_template(chat_template, bos_token=bos, eos_token=eos, **tmpl_ctx)
+
+    color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
+    session = ChatSession(m, template, chain, system=system, seed=seed, max_tokens=max_tokens,
+                          color="entropy" if color else "off", template_context=tmpl_ctx)
+    printer = Printer(sys.stdout, sys.stderr, color=color, interactive=interactive, verbose=verbose)
+
+    def model_info() -> list[str]:
+        arch = engine.meta("general.architecture") or "?"
+        rows = [
+            ("model", label),
+            ("file", str(path)),
+            ("description", engine.description),
+            ("architecture", arch),
+            ("context", f"{m.n_ctx} tokens (trained on {engine.n_ctx_train})"),
+            ("threads", str(m.n_threads)),
+            ("gpu layers", str(engine.n_gpu_layers)),
+            ("vocabulary", f"{m.n_vocab} tokens; bos {bos or '-'}, eos {eos or '-'}, "
+                           f"adds bos: {'yes' if engine.add_bos else 'no'}"),
+        ]
+        return [f"{k:<14}{v}" for k, v in rows]
+
+    chat = Chat(session, printer, model_info=model_info)
+    status = [
+        f"entropic-local chat · {label} · context {m.n_ctx} · {m.n_threads} threads"
+        + (f" · {engine.n_gpu_layers} gpu layers" if engine.n_gpu_layers else "")
+        + f" · sampler {chain}",
+        f"chat template {template.name} · /help for commands and colours · /bye or Ctrl-D to exit",
+    ]
+    for ln in status:
+        printer.dim(ln)
+    if notice:
+        printer.notice(notice)
+    try:
+        if interactive:
+            code = run_interactive(chat)
+        else:
+            code = run_batch(chat, sys.stdin, single=single)
+    finally:
+        m.close()
+    if code:
+        sys.exit(code)
