@@ -131,6 +131,12 @@ class Model:
         seed = int(seed)
         if not 0 <= seed < 2**64:
             raise UsageError(f"seed must be between 0 and 2**64-1, got {seed}")
+        # Stages that depend on the model (Entropix: the clarify token through this
+        # tokenizer, thresholds for this model family) bind to it before generating.
+        for stage in chain.stages:
+            bind = getattr(stage, "bind", None)
+            if bind is not None:
+                bind(self)
         chain.reset(seed)
         if tokens is None:
             tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)

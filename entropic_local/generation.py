@@ -181,6 +181,7 @@ class DecodeLoop:
                     cands.attention = SimpleNamespace(
                         entropy=m.attn_entropy, varentropy=m.attn_varentropy,
                         agreement=m.agreement, interaction_strength=m.interaction_strength,
+                        n_valid=m.n_valid,
                     )
                 chain.apply(cands)
                 tok = cands.selected_token

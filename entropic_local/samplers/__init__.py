@@ -3,7 +3,7 @@
 ``SamplerChain.parse("top_k=40,top_p=0.95,min_p=0.05,temp=0.8")`` (or ``parse_sampler``)
 builds a chain from a spec string (grammar and canonical form: ``samplers/spec.py``);
 ``str(chain)`` prints it back. ``PRESETS`` names whole specs (``greedy``, ``llama``,
-``free_energy``, ``thermostat``, ``aes``).
+``free_energy``, ``thermostat``, ``aes``, ``entropix``).
 """
 
 from .base import Candidates, Sampler
@@ -27,12 +27,14 @@ from .stages import (
     TypicalP,
     register_stage,
 )
-from . import aes, thermo  # noqa: E402  (registers the free-energy and entmax stages)
+from . import aes, entropix, thermo  # noqa: E402  (register the adaptive stages)
 from .aes import AES, Entmax
+from .entropix import Entropix
 from .thermo import FreeEnergy, Thermostat
 
 PRESETS.update(thermo.PRESETS_EXTRA)
 PRESETS.update(aes.PRESETS_EXTRA)
+PRESETS.update(entropix.PRESETS_EXTRA)
 
 __all__ = [
     "Candidates", "Sampler", "SamplerChain", "parse_sampler", "parse_stages", "format_spec",
@@ -40,4 +42,5 @@ __all__ = [
     "Param", "Stage",
     "Penalties", "LogitBias", "TopNSigma", "TopK", "TypicalP", "TopP", "MinP", "Temp",
     "DynTemp", "Greedy", "Dist", "FreeEnergy", "Thermostat", "Entmax", "AES",
+    "Entropix",
 ]

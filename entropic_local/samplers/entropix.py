@@ -94,6 +94,12 @@ cells. Without ``n_valid`` it cannot be normalised and ``D = min(1, agreement)``
 nearly neutral). ``H_attn / ln n_valid`` likewise is the attention entropy relative to its
 maximum (0 without ``n_valid``).
 
+Measured on the last layer of the test models (short prompts): attention entropy 0.6-1.3
+nats, attention varentropy 0.8-1.5 nats², raw agreement 0.06-0.12, interaction strength
+≈ 3-4 (SmolLM2) and ≈ 9-11 (Gemma 3, whose Q is pre-scaled). With upstream's coefficients
+that means: in adaptive steps top-p saturates at 1.0 (left to top-k, min-p and best-of-n)
+and on Gemma top-k reaches its cap of 100; clarify and resample move by a few tenths of T.
+
 Thresholds: data, per model family
 ----------------------------------
 ``Thresholds(low_ent, med_ent, high_ent, low_vent, high_vent)`` in nats / nats². Upstream's
@@ -105,26 +111,37 @@ T ≥ 2 resample. So the defaults are per model family (GGUF ``general.architect
 by ``bind`` (``FAMILY_THRESHOLDS``), each derived by ``calibrate`` on ``CALIBRATION_TEXT``
 (about 330 tokens: prose, dialogue, a recipe, a Python function) with the default
 percentiles ``DEFAULT_PERCENTILES``: low_ent = 20th percentile of H, med_ent = 60th,
-high_ent = 90th, low_vent = 20th percentile of V, high_vent = 80th. Measured teacher-forced
-(and, out of sample, on 5 prompts × 48 tokens generated with the ``llama`` preset), the
-actions then split argmax / clarify / explore / resample / adaptive about
-14 / 1 / 14 / 6 / 65 % (generated: 21 / 1 / 5 / 2 / 71 %) on SmolLM2 and
-12 / 1 / 16 / 4 / 68 % (27 / 0 / 7 / 2 / 64 %) on Gemma 3. H and V are strongly correlated
-on LM logits (r ≈ 0.65-0.72), so "high-low" (clarify) is rare: a flat plateau of many
-equally likely tokens with no tail; it is meant to fire at most once anyway.
+high_ent = 90th, low_vent = 20th percentile of V, high_vent = 80th (rounded to 0.01)::
 
-    family   measured on                           low_ent med_ent high_ent  low_vent high_vent
-    llama    SmolLM2-135M-Instruct (Q4_1)          see FAMILY_THRESHOLDS (printed by
-    gemma3   Gemma-3-270M (Q4_K_M)                 ``python -m entropic_local.samplers.entropix``)
+    family   measured on (teacher-forced)        low_ent  med_ent  high_ent  low_vent  high_vent
+    llama    SmolLM2-135M-Instruct Q4_1, 333 pos    0.87     2.51      4.41      2.14       6.91
+    gemma3   Gemma-3-270M Q4_K_M, 331 pos           1.26     2.79      4.41      2.29       6.50
+    other    GENERIC: mean of the two               1.06     2.65      4.41      2.21       6.71
+    (upstream, converted, for comparison)           0.07     2.08      3.47      0.05       2.40
 
-Other families (qwen2, qwen3, phi3, ...) were not measured here: they get ``GENERIC``, the
-mean of the measured families (the two models' entropy ranges are close although their
-vocabularies are 49k and 262k tokens), and should be calibrated. The table is keyed by
-architecture but measured on its smallest member: larger models of a family are sharper.
-``calibrate(model, text)`` derives thresholds for any model; ``Thresholds.save(path)`` /
-``Thresholds.load(path)`` keep them in a small JSON file, and ``entropix:thresholds=PATH``
-loads one. Precedence: thresholds given as stage parameters > the file > the family (at
-``bind``) > ``GENERIC``.
+Why these percentiles: they give each action a sensible share. Teacher-forced on that text
+(and, out of sample, over 5 prompts × 48 tokens generated with the ``llama`` preset) the
+actions split argmax / clarify / explore / resample / adaptive about
+14 / 1 / 14 / 6 / 66 % (generated: 21 / 1 / 5 / 2 / 70 %) on SmolLM2 and
+12 / 1 / 16 / 4 / 68 % (27 / 0 / 7 / 2 / 64 %) on Gemma 3: greedy where the model is sure
+(H below ~0.9-1.3 nats: the top token holds most of the mass), the hot resample only on the
+rare steps that are both flat and long-tailed, the adaptive sampler for the bulk. H and V are
+strongly correlated on LM logits (r ≈ 0.65-0.72), so "high-low" (clarify: a flat plateau of
+many near-equal tokens with no tail) is rare; it inserts at most once anyway. Generating
+with the bound ``entropix`` preset itself (4 prompts × 48 tokens): SmolLM2 58 % adaptive,
+34 % argmax, 6 % explore, 1 % clarify, 1 % resample; Gemma 3 64 / 28 / 7 / 0 / 2 %.
+
+Other families (qwen2, qwen3, phi3, ...) were not measured here: they get ``GENERIC`` (the
+two models' entropy ranges are close although their vocabularies are 49k and 262k tokens)
+and should be calibrated. The table is keyed by architecture but measured on its smallest
+member: larger models of a family are sharper. ``calibrate(model, text)`` derives thresholds
+for any model (regenerate the table: ``python -m entropic_local.samplers.entropix
+smollm2-135m gemma3-270m``); ``Thresholds.save(path)`` / ``Thresholds.load(path)`` keep them
+in a small JSON file, and ``entropix:thresholds=PATH`` loads one. Precedence: thresholds
+given as stage parameters > the file > the family (at ``bind``) > ``GENERIC``. A partial
+override must stay ordered against the defaults it is combined with; against a file that is
+checked when the stage is built, against the family defaults when they are known (an
+``InvalidSamplerSpec`` from ``bind``, or from the first step when unbound).
 
 Binding to a model
 ------------------
@@ -150,7 +167,8 @@ actions were: a run is reproducible from its seed.
 
 Per step (``info()``, into ``Step.info``): ``action`` (argmax / clarify / explore / resample /
 adaptive), ``quadrant``, ``temperature``, ``top_k``, ``top_p``, ``min_p``, ``best_of`` (draws
-used), ``attention`` (whether attention metrics were present) and, when present, those used:
+used), ``uncertainty`` (u, adaptive steps only), ``attention`` (whether attention metrics
+were present) and, when present, those used:
 ``attn_entropy``, ``attn_varentropy``, ``agreement``, ``disagreement`` (D),
 ``interaction_strength`` (only when finite). An inserted clarify step adds
 ``clarify_token`` and ``inserted: True`` (and records temperature 0, top_k 1, top_p 1,
@@ -169,7 +187,7 @@ import json
 import math
 import os
 import urllib.parse
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -404,9 +422,11 @@ UPSTREAM = Thresholds.from_bits(**UPSTREAM_BITS, source="upstream entropix defau
 # Derived by ``calibrate(model, CALIBRATION_TEXT)`` with DEFAULT_PERCENTILES, rounded to 0.01
 # (regenerate: ``python -m entropic_local.samplers.entropix smollm2-135m gemma3-270m``).
 FAMILY_THRESHOLDS: dict[str, Thresholds] = {
-    "llama": Thresholds(0.87, 2.51, 4.41, 2.14, 6.91, source="family llama: SmolLM2-135M-Instruct Q4_1, CALIBRATION_TEXT",
+    "llama": Thresholds(0.87, 2.51, 4.41, 2.14, 6.91, architecture="llama",
+                        source="family llama: SmolLM2-135M-Instruct Q4_1, CALIBRATION_TEXT",
                         percentiles=DEFAULT_PERCENTILES, n_positions=333),
-    "gemma3": Thresholds(1.26, 2.79, 4.41, 2.29, 6.50, source="family gemma3: Gemma-3-270M Q4_K_M, CALIBRATION_TEXT",
+    "gemma3": Thresholds(1.26, 2.79, 4.41, 2.29, 6.50, architecture="gemma3",
+                         source="family gemma3: Gemma-3-270M Q4_K_M, CALIBRATION_TEXT",
                          percentiles=DEFAULT_PERCENTILES, n_positions=331),
 }
 
@@ -695,7 +715,8 @@ class Entropix(Dist):
             try:
                 text = unquote_text(raw)
             except UnicodeDecodeError:
-                raise InvalidSamplerSpec(f"entropix: {key}: bad percent-encoding in '{raw}'") from None
+                raise InvalidSamplerSpec(
+                    f"entropix: {key}: bad percent-encoding in '{raw}'") from None
             return prm.check(cls.name, text)
         return super().convert(key, raw)
 
