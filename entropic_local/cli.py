@@ -94,6 +94,17 @@ def build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty):
     return chain.with_params(**overrides) if overrides else chain
 
 
+def _check_writable(path: str) -> None:
+    """Fail before any work if an output file cannot be written (missing or read-only dir)."""
+    import os
+
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"cannot write {path}: permission denied")
+
+
 @click.group(context_settings=_CONTEXT_SETTINGS)
 @click.version_option(package_name="entropic-local", prog_name="entropic-local")
 def cli():
@@ -118,9 +129,11 @@ def cli():
 @click.option("--stop", multiple=True, metavar="TEXT", help="Stop before this text (repeatable).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: text, steps (per-token logprob, entropy, varentropy), timings, seed, sampler.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              metavar="FILE", help="Write one JSON line per generated token (every metric, the sampler's action).")
 @verbose_option
 def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, temp, top_k, top_p, min_p,
-             repeat_penalty, seed, max_tokens, stop, as_json, verbose):
+             repeat_penalty, seed, max_tokens, stop, as_json, trace_path, verbose):
     """Continue PROMPT with the model, streaming the text to stdout.
 
     PROMPT '-' reads the prompt from standard input. Entropy and varentropy are in nats.
@@ -131,6 +144,8 @@ def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, te
         prompt = sys.stdin.read()
     if not prompt:
         raise UsageError("empty prompt", hint="give some text to continue, or '-' to read stdin")
+    if trace_path is not None:
+        _check_writable(trace_path)
     chain = build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty)
     m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, attention=attention,
              verbose=verbose)
@@ -153,6 +168,11 @@ def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, te
     else:
         out.write(stream.tail + "\n")
     out.flush()
+    if trace_path is not None:
+        try:
+            gen.trace(trace_path)
+        except OSError as e:
+            raise UsageError(f"cannot write the trace to {trace_path}: {e.strerror}") from None
     if interrupted:
         sys.exit(130)
 

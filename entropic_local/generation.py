@@ -9,6 +9,7 @@ needs anyway, so recording them costs almost nothing.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
@@ -112,6 +113,16 @@ class Generation:
 
     def to_json(self, steps: bool = True) -> str:
         return json.dumps(self.to_dict(steps=steps), ensure_ascii=False)
+
+    def trace(self, path: str | os.PathLike | None = None) -> str:
+        """The per-step trace as JSON Lines: one object per token with every metric the
+        step recorded (entropy, varentropy, logprob, attention metrics, the sampler's
+        action and effective parameters). Written to ``path`` when given; returned."""
+        text = "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in self.steps)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
 
 
 class DecodeLoop:

@@ -144,3 +144,20 @@ def test_verbose_adds_traceback(tmp_path):
     r = run("generate", "-m", str(f), "hi", "--verbose")
     assert r.returncode == 5
     assert "Traceback" in r.stderr
+
+
+def test_trace_jsonl(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    r = run("generate", "Hello", "-n", "6", "--sampler", "entropix", "--attention", "last", "--seed", "2",
+            "--trace", str(trace), "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    rows = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert len(rows) == len(d["steps"]) and rows == d["steps"]
+    for row in rows:
+        assert {"entropy", "varentropy", "logprob", "action", "temperature", "attn_entropy"} <= set(row)
+
+
+def test_trace_to_missing_directory_fails_before_work(tmp_path):
+    assert_one_line_error(run("generate", "Hello", "--trace", str(tmp_path / "no" / "t.jsonl")),
+                          "no such directory", code=2)
