@@ -93,16 +93,22 @@ import math
 
 import numba
 import numpy as np
-from numba import types
-from numba.extending import intrinsic
+
+# The float bit casts and monotone int32 keys (a max over int keys vectorises; NaN shows up as
+# |bits| > bits(inf) in the same pass) are shared with the statistics kernels.
+from .stats import ABS_INF_BITS as _ABS_INF_BITS
+from .stats import KEY_MIN as _KEY_MIN
+from .stats import KEY_NEG_INF as _KEY_NEG_INF
+from .stats import bits_f64 as _bits_f64
+from .stats import f32_bits as _f32_bits
+from .stats import f64_bits as _f64_bits
+from .stats import key as _key
+from .stats import key_value as _key_value
 
 # fastmath without 'nnan'/'ninf': -inf is our mask and must keep IEEE semantics.
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 _BLOCK = 128  # entries per block of the max pass (block maxima drive the gather)
-_KEY_MIN = np.int32(-2147483648)
-_KEY_NEG_INF = np.int32(-2139095041)  # key(-inf)
-_ABS_INF_BITS = np.int32(0x7F800000)  # |bits| above this is a NaN
 _SOLVE_TOL = 1e-6  # |S - 1| at which the iteration stops (then one last Newton step)
 _TAIL_EPS = 1e-17  # total mass bound of the entries left out of the iterations
 _MAX_ITER = 200
@@ -114,73 +120,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# bit casts: float32 <-> monotone int32 keys (a max over int keys vectorises; NaN shows up as
-# |bits| > bits(inf) in the same pass)
-
-
-@intrinsic
-def _f32_bits(typingctx, x):
-    if x != types.float32:
-        return None
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
-
-    return sig, codegen
-
-
-@intrinsic
-def _bits_f32(typingctx, i):
-    if i != types.int32:
-        return None
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return sig, codegen
-
-
-@numba.njit(inline="always", error_model="numpy", fastmath=FASTMATH)
-def _key(x):
-    """Monotone int32 key of a float32 (``a < b`` implies ``key(a) < key(b)``)."""
-    b = _f32_bits(x)
-    return np.int32(b ^ np.int32(np.int32(b >> np.int32(31)) & np.int32(0x7FFFFFFF)))
-
-
-@numba.njit(inline="always", error_model="numpy")
-def _key_value(k):
-    b = np.int32(k ^ np.int32(np.int32(k >> np.int32(31)) & np.int32(0x7FFFFFFF)))
-    return _bits_f32(b)
-
-
-# ---------------------------------------------------------------------------------------------
 # vectorisable float64 log2 / exp2 (numba has no vector libm without Intel's SVML)
-
-
-@intrinsic
-def _f64_bits(typingctx, x):
-    if x != types.float64:
-        return None
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
-
-
-@intrinsic
-def _bits_f64(typingctx, i):
-    if i != types.int64:
-        return None
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return sig, codegen
 
 
 _LOG2E = 1.4426950408889634
