@@ -23,12 +23,12 @@ BENCH_PROMPT = (
 SETTINGS = dict(top_k=40, top_p=0.95, min_p=0.05, temp=0.8)
 
 
-def _ours_once(model, n_tokens: int, seed: int) -> dict:
+def _ours_once(model, n_tokens: int, seed: int, sampler: str = "llama") -> dict:
     model.engine.clear()
     t0 = time.perf_counter()
     first = last = None
     n = 0
-    for step in model.stream(BENCH_PROMPT, max_tokens=n_tokens, sampler="llama", seed=seed):
+    for step in model.stream(BENCH_PROMPT, max_tokens=n_tokens, sampler=sampler, seed=seed):
         now = time.perf_counter()
         if first is None:
             first = now
@@ -62,7 +62,8 @@ def _tps(run: dict) -> float:
     return (run["tokens"] - 1) / run["gen_s"] if run["tokens"] > 1 and run["gen_s"] > 0 else float("nan")
 
 
-def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None, verbose: bool, log) -> dict:
+def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None, verbose: bool, log,
+                presets: tuple[str, ...] = ()) -> dict:
     import llama_cpp
 
     from .api import load
@@ -108,6 +109,17 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
         "ratio_end_to_end": statistics.median(e2e),
         "ratios": ratios,
     }
+    # other presets against `llama`, on our side only (same model object, alternated)
+    if presets:
+        per = {p: [] for p in ("llama", *presets)}
+        for r in range(rounds):
+            order = list(per) if r % 2 == 0 else list(reversed(per))
+            for p in order:
+                per[p].append(_tps(_ours_once(model, n_tokens, 2000 + r, sampler=p)))
+        base = statistics.median(per["llama"])
+        out["presets"] = {p: {"tps": statistics.median(v), "vs_llama": statistics.median(v) / base}
+                          for p, v in per.items()}
+        log("  presets: " + ", ".join(f"{p} {d['vs_llama']:.3f}x" for p, d in out["presets"].items()))
     # real logits of this model for the kernel benchmark
     model.engine.clear()
     model.engine.eval_prompt(model.tokenize(BENCH_PROMPT))
@@ -140,7 +152,8 @@ def thread_check(path, n_tokens: int = 48, rounds: int = 3) -> dict:
     return {"physical_cores": chosen, "ms_per_token": {str(n): statistics.median(v) for n, v in per.items()}}
 
 
-def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, verbose=False, progress=True) -> dict:
+def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, verbose=False, progress=True,
+              presets=()) -> dict:
     import llama_cpp
 
     def log(msg):
@@ -151,7 +164,8 @@ def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, ve
     biggest = None
     for i, name in enumerate(names):
         log(f"benchmarking {name} ...")
-        res = bench_model(name, n_tokens=n_tokens, rounds=rounds, n_threads=n_threads, verbose=verbose, log=log)
+        res = bench_model(name, n_tokens=n_tokens, rounds=rounds, n_threads=n_threads, verbose=verbose, log=log,
+                          presets=tuple(presets))
         logits = res.pop("_logits")
         if biggest is None or logits.shape[0] > biggest[1].shape[0]:
             biggest = (name, logits)
@@ -180,6 +194,10 @@ def format_report(report: dict) -> str:
             f"{m['model']:<16}{m['n_vocab']:>8}{m['threads']:>8}{m['tokens']:>8}{m['ours_tps']:>10.1f}"
             f"{m['llama_cpp_python_tps']:>14.1f}{m['ratio']:>8.2f}{m['ratio_end_to_end']:>11.2f}"
         )
+    for m in report["models"]:
+        if m.get("presets"):
+            lines.append(f"{m['model']}: tokens/s by preset (ours only, alternated): " + ", ".join(
+                f"{p} {d['tps']:.1f} ({d['vs_llama']:.3f}x llama)" for p, d in m["presets"].items()))
     t = report.get("threads")
     if t:
         ms = ", ".join(f"{n} threads {v:.2f} ms/token" for n, v in t["ms_per_token"].items())

@@ -209,9 +209,11 @@ def models(as_json):
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads (default: physical cores).")
 @click.option("--kernels/--no-kernels", default=True, show_default=True, help="Also time the kernels alone.")
+@click.option("--presets", default="", metavar="P1,P2",
+              help="Also compare these sampler presets/specs with `llama` on our side (e.g. aes,thermostat,entropix).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @verbose_option
-def bench(model_names, tokens, rounds, threads, kernels, as_json, verbose):
+def bench(model_names, tokens, rounds, threads, kernels, presets, as_json, verbose):
     """Measure tokens/s against llama-cpp-python's create_completion, side by side.
 
     Same model, threads, settings (top-k 40, top-p 0.95, min-p 0.05, temp 0.8) and number
@@ -223,8 +225,13 @@ def bench(model_names, tokens, rounds, threads, kernels, as_json, verbose):
     names = [n.strip() for n in model_names.split(",") if n.strip()]
     if not names:
         raise UsageError("no models given to --models")
+    from .samplers import SamplerChain
+
+    preset_list = [p.strip() for p in presets.split(",") if p.strip()]
+    for p in preset_list:
+        SamplerChain.parse(p)  # a bad spec fails here, before any model loads
     report = run_bench(names, n_tokens=tokens, rounds=rounds, n_threads=threads,
-                       kernels=kernels, verbose=verbose, progress=not as_json)
+                       kernels=kernels, verbose=verbose, progress=not as_json, presets=preset_list)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 

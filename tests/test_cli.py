@@ -161,3 +161,7 @@ def test_trace_jsonl(tmp_path):
 def test_trace_to_missing_directory_fails_before_work(tmp_path):
     assert_one_line_error(run("generate", "Hello", "--trace", str(tmp_path / "no" / "t.jsonl")),
                           "no such directory", code=2)
+
+
+def test_bench_rejects_bad_preset_before_loading():
+    assert_one_line_error(run("bench", "--presets", "aes,nonsense"), "nonsense", code=3)
