@@ -9,13 +9,12 @@ needs anyway, so recording them costs almost nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
-
-import math
 from types import SimpleNamespace
+from typing import Any, Iterator
 
 from .engine import Engine, StopMatcher, Utf8Stream
 from .kernels import logit_stats
@@ -180,15 +179,9 @@ class DecodeLoop:
                 raw = engine.logits()
                 stats = logit_stats(raw, 1.0)
                 cands.reset(raw, stats)
-                attn_info = None
+                m = None
                 if attn is not None:
                     m = attn.metrics()
-                    attn_info = {
-                        "attn_entropy": m.attn_entropy,
-                        "attn_varentropy": m.attn_varentropy,
-                        "agreement": m.agreement,
-                        "interaction_strength": m.interaction_strength,
-                    }
                     cands.attention = SimpleNamespace(
                         entropy=m.attn_entropy, varentropy=m.attn_varentropy,
                         agreement=m.agreement, interaction_strength=m.interaction_strength,
@@ -218,8 +211,11 @@ class DecodeLoop:
                     n_candidates=n_kept,
                     info=info() if info is not None else {},
                 )
-                if attn_info is not None:
-                    step.info.update(attn_info)
+                if m is not None:
+                    step.info.update(
+                        attn_entropy=m.attn_entropy, attn_varentropy=m.attn_varentropy,
+                        agreement=m.agreement, interaction_strength=m.interaction_strength,
+                    )
                 self.timings.gen_tokens += 1
                 self.last_step = step
                 yield step

@@ -580,13 +580,7 @@ def special_token_text(engine: Any, key: str) -> str:
     tid = _int_meta(engine, key)
     if tid is None or not 0 <= tid < engine.n_vocab:
         return ""
-    fn = getattr(engine, "token_text", None)
-    if callable(fn):
-        return fn(tid)
-    from ..engine.backend import llama
-
-    raw = llama.llama_vocab_get_text(engine._vocab, tid)
-    return raw.decode("utf-8", errors="replace") if raw else ""
+    return engine.token_text(tid)
 
 
 def random_seed() -> int:
