@@ -279,6 +279,10 @@ from .chat.command import chat_command  # noqa: E402  (needs the decorators abov
 
 cli.add_command(chat_command)
 
+from .plot import plot_command  # noqa: E402  (matplotlib is imported only when drawing)
+
+cli.add_command(plot_command)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the click group and turn every failure into one line."""
