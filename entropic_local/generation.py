@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
 from typing import Any, Iterator
 
+from .branching import roll_out
 from .engine import Engine, StopMatcher, Utf8Stream
 from .kernels import logit_stats
 from .samplers import Candidates, SamplerChain
@@ -59,6 +60,8 @@ class Timings:
     prompt_ms: float = 0.0
     gen_tokens: int = 0
     gen_ms: float = 0.0
+    branch_tokens: int = 0        # tokens decoded for branch roll-outs (part of gen_ms)
+    branch_ms: float = 0.0
 
     @property
     def prompt_tps(self) -> float:
@@ -74,6 +77,7 @@ class Timings:
         d["gen_tps"] = round(self.gen_tps, 2)
         d["prompt_ms"] = round(self.prompt_ms, 3)
         d["gen_ms"] = round(self.gen_ms, 3)
+        d["branch_ms"] = round(self.branch_ms, 3)
         return d
 
 
@@ -160,6 +164,9 @@ class DecodeLoop:
     def __iter__(self) -> Iterator[Step]:
         engine, cands, chain = self.engine, self.cands, self.chain
         t0 = time.perf_counter()
+        # Branching (entropix:fork=K) needs K sibling KV sequences: made once, before the
+        # prompt is decoded (re-creating the context empties the cache).
+        engine.ensure_sequences(max((getattr(s, "sequences_needed", 1) for s in chain.stages), default=1))
         self.timings.prompt_eval_tokens = engine.eval_prompt(self.prompt_tokens)
         t1 = time.perf_counter()
         self.timings.prompt_ms = (t1 - t0) * 1000
@@ -191,6 +198,14 @@ class DecodeLoop:
                 tok = cands.selected_token
                 n_kept = cands.n
                 logprob = float(raw[tok]) - stats[1]
+                fork = cands.fork
+                if fork is not None:
+                    # read the candidates' logprobs now: the roll-out reuses the logits buffer
+                    lps = [float(raw[t]) - stats[1] for t in fork.tokens]
+                    res = roll_out(engine, fork, lps, len(engine.tokens))
+                    tok, logprob = res.token, lps[res.index]
+                    self.timings.branch_tokens += res.n_tokens
+                    self.timings.branch_ms += res.ms
                 chain.accept(tok)
                 if engine.is_eog(tok):
                     self.finish_reason = "stop"
@@ -211,6 +226,8 @@ class DecodeLoop:
                     n_candidates=n_kept,
                     info=info() if info is not None else {},
                 )
+                if fork is not None:
+                    step.info.update(res.info())
                 if m is not None:
                     step.info.update(
                         attn_entropy=m.attn_entropy, attn_varentropy=m.attn_varentropy,

@@ -40,10 +40,15 @@ class Engine:
         n_seq_max: int = 1,
         attention=None,
         attention_scores: bool = False,
+        share_model: "Engine | None" = None,
     ):
         ensure_backend()
         self.path = Path(path)
+        self._flash_attn = flash_attn
         self._model = None
+        # A second context on an already loaded model (batch generation): the weights are
+        # shared, not loaded twice (which would double the VRAM with --n-gpu-layers).
+        self._parent = share_model
         self._ctx = None
         self._batch = None
         self._attn = None  # attention capture (issue 3), see engine/attention.py
@@ -61,10 +66,13 @@ class Engine:
         if n_threads is not None and int(n_threads) < 1:
             raise UsageError(f"n_threads must be at least 1, got {n_threads}")
 
-        mparams = llama.llama_model_default_params()
-        mparams.n_gpu_layers = int(n_gpu_layers)
         recent_errors()
-        self._model = llama.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if share_model is not None:
+            self._model = share_model._model
+        else:
+            mparams = llama.llama_model_default_params()
+            mparams.n_gpu_layers = int(n_gpu_layers)
+            self._model = llama.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             why = "; ".join(recent_errors()[-3:]) or "llama.cpp could not read it"
             raise InvalidModelFile(f"cannot load model {self.path}: {why}")
@@ -82,6 +90,9 @@ class Engine:
         cparams.n_batch = int(n_batch)
         cparams.n_ubatch = int(n_batch)
         cparams.n_seq_max = int(n_seq_max)
+        # One cache shared by all sequences: a sequence may use any free cell, and copying a
+        # sequence (branching) only tags cells instead of copying tensors.
+        cparams.kv_unified = int(n_seq_max) > 1
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads_batch
         cparams.no_perf = True
@@ -121,8 +132,13 @@ class Engine:
         self._piece_buf = ctypes.create_string_buffer(256)
         self._saved_prompt: tuple[tuple[int, ...], np.ndarray] | None = None
         self._logits_override: np.ndarray | None = None
-        self._eog = {t for t in range(self.n_vocab) if llama.llama_vocab_is_eog(self._vocab, t)} \
-            if self.n_vocab <= 300_000 else None
+        self.n_seq_max = int(n_seq_max)
+        if share_model is not None:  # same vocabulary: share the caches built from it
+            self._pieces = share_model._pieces
+            self._eog = share_model._eog
+        else:
+            self._eog = {t for t in range(self.n_vocab) if llama.llama_vocab_is_eog(self._vocab, t)} \
+                if self.n_vocab <= 300_000 else None
         self.add_bos = bool(llama.llama_vocab_get_add_bos(self._vocab))
 
     # ------------------------------------------------------------------ metadata
@@ -308,6 +324,87 @@ class Engine:
         if self._attn is not None:  # attention capture (issue 3): nothing current any more
             self._attn.begin()
 
+    # ------------------------------------------------------------------ several sequences
+    # Sequence 0 is the one ``eval_prompt`` / ``eval_token`` and ``tokens`` describe. The
+    # methods below serve batch generation and branching (other sequence ids); they need a
+    # context made with ``n_seq_max`` > the highest sequence id used.
+
+    def decode_entries(self, entries: list[tuple[int, int, int, bool]]) -> int:
+        """One ``llama_decode`` of ``(token, pos, seq_id, want_logits)`` entries (at most
+        ``n_batch``). Returns llama.cpp's code: 0 ok, 1 no room in the KV cache (nothing of
+        the batch was kept), other values are errors. Outputs are numbered in entry order
+        among those with ``want_logits``: read them with ``logits_at(i)``."""
+        n = len(entries)
+        if not 0 < n <= self.n_batch:
+            raise UsageError(f"a batch holds 1..{self.n_batch} tokens, got {n}")
+        b = self._batch
+        for j, (t, pos, seq, want) in enumerate(entries):
+            b.token[j] = t
+            b.pos[j] = pos
+            b.n_seq_id[j] = 1
+            b.seq_id[j][0] = seq
+            b.logits[j] = 1 if want else 0
+        b.n_tokens = n
+        self._logits_override = None
+        if self._attn is not None:  # attention capture (issue 3): new decode stamp
+            self._attn.begin()
+        return int(llama.llama_decode(self._ctx, b))
+
+    def logits_at(self, i: int) -> np.ndarray:
+        """Logits of output ``i`` of the last ``decode_entries`` (zero-copy view)."""
+        ptr = llama.llama_get_logits_ith(self._ctx, int(i))
+        if not ptr:
+            raise RuntimeError(f"no logits for output {i}")
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def seq_copy(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
+        """Make sequence ``dst`` share ``src``'s cells in [p0, p1) (all when -1): with the
+        unified cache this tags cells, it copies no tensor data."""
+        llama.llama_memory_seq_cp(self._mem, int(src), int(dst), int(p0), int(p1))
+
+    def seq_remove(self, seq: int, p0: int = -1, p1: int = -1) -> bool:
+        """Drop sequence ``seq``'s cells in [p0, p1) (all when -1)."""
+        return bool(llama.llama_memory_seq_rm(self._mem, int(seq), int(p0), int(p1)))
+
+    def seq_pos_max(self, seq: int) -> int:
+        """The highest position sequence ``seq`` holds, -1 when it is empty."""
+        return int(llama.llama_memory_seq_pos_max(self._mem, int(seq)))
+
+    def ensure_sequences(self, n: int) -> None:
+        """Make the context hold at least ``n`` sequences. A context made with fewer is
+        re-created (same settings, one unified cache): the KV cache starts empty."""
+        if n <= self.n_seq_max:
+            return
+        if n > 256:
+            raise UsageError(f"at most 256 sequences per context, asked for {n}")
+        cp = self._cparams
+        cp.n_seq_max = int(n)
+        cp.kv_unified = True
+        ctx = llama.llama_init_from_model(self._model, cp)
+        if not ctx:
+            why = "; ".join(recent_errors()[-3:]) or "unknown reason"
+            raise ModelLoadError(f"cannot create a context with {n} sequences: {why}")
+        llama.llama_batch_free(self._batch)
+        llama.llama_free(self._ctx)
+        self._ctx = ctx
+        self._mem = llama.llama_get_memory(ctx)
+        self._batch = llama.llama_batch_init(self.n_batch, 0, int(n))
+        self.n_seq_max = int(n)
+        self.tokens = []
+        self._saved_prompt = None
+        self._logits_override = None
+        if self._attn is not None:
+            self._attn.begin()
+
+    def sibling(self, *, n_ctx: int, n_seq_max: int) -> "Engine":
+        """A second context on this engine's model (weights shared), with ``n_seq_max``
+        sequences in one unified cache of ``n_ctx`` cells. No attention capture."""
+        return Engine(
+            self.path, n_ctx=n_ctx, n_batch=self.n_batch, n_threads=self.n_threads,
+            n_threads_batch=self.n_threads_batch, n_gpu_layers=self.n_gpu_layers,
+            flash_attn=self._flash_attn, n_seq_max=n_seq_max, share_model=self,
+        )
+
     # ------------------------------------------------------------------ attention (issue 3)
     @property
     def attention(self):
@@ -335,8 +432,10 @@ class Engine:
             llama.llama_free(self._ctx)
             self._ctx = None
         if self._model:
-            llama.llama_model_free(self._model)
+            if self._parent is None:  # a shared model belongs to the engine that loaded it
+                llama.llama_model_free(self._model)
             self._model = None
+            self._parent = None
 
     def __del__(self) -> None:
         try:

@@ -6,7 +6,7 @@ builds a chain from a spec string (grammar and canonical form: ``samplers/spec.p
 ``free_energy``, ``thermostat``, ``aes``, ``entropix``).
 """
 
-from .base import Candidates, Sampler
+from .base import Candidates, Fork, Sampler
 from .chain import CANONICAL_ORDER, PRESETS, SamplerChain
 from .processor import ChainLogitsProcessor
 from .spec import format_spec, parse_sampler, parse_stages
@@ -37,7 +37,7 @@ PRESETS.update(aes.PRESETS_EXTRA)
 PRESETS.update(entropix.PRESETS_EXTRA)
 
 __all__ = [
-    "Candidates", "Sampler", "SamplerChain", "parse_sampler", "parse_stages", "format_spec",
+    "Candidates", "Fork", "Sampler", "SamplerChain", "parse_sampler", "parse_stages", "format_spec",
     "PRESETS", "CANONICAL_ORDER", "ChainLogitsProcessor", "STAGES", "register_stage",
     "Param", "Stage",
     "Penalties", "LogitBias", "TopNSigma", "TopK", "TypicalP", "TopP", "MinP", "Temp",

@@ -13,9 +13,20 @@ return the new ``n``; ``-inf`` is a mask, NaN is an error.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
+
+
+class Fork(NamedTuple):
+    """A selecting stage's request to branch before committing to a token: roll each of
+    ``tokens`` out ``depth`` tokens deep on its own KV sequence and keep the one with the
+    best score (Σ logprob − ``entropy_weight`` · Σ entropy). The first token is the stage's
+    own choice, taken when the loop cannot branch. See ``entropic_local.branching``."""
+
+    tokens: tuple[int, ...]
+    depth: int
+    entropy_weight: float
 
 
 class Candidates:
@@ -36,7 +47,7 @@ class Candidates:
 
     __slots__ = (
         "n_vocab", "ids", "logits", "n", "sorted", "identity", "selected",
-        "max_logit", "log_z", "entropy", "varentropy", "attention", "_arange",
+        "max_logit", "log_z", "entropy", "varentropy", "attention", "fork", "_arange",
     )
 
     def __init__(self, n_vocab: int):
@@ -54,6 +65,8 @@ class Candidates:
         # attention metrics of this step (an object with entropy, varentropy, agreement,
         # interaction_strength in nats) when the engine captures attention; else None
         self.attention = None
+        # a branching request from the selecting stage (``Fork``) or None; reset per step
+        self.fork = None
 
     def reset(self, raw_logits: np.ndarray, stats: tuple | None = None) -> None:
         """Load a fresh full-vocabulary candidate set from the model's logits.
@@ -73,6 +86,7 @@ class Candidates:
         self.sorted = False
         self.identity = True
         self.selected = -1
+        self.fork = None
         if stats is None:
             stats = logit_stats(self.logits, 1.0)
         self.max_logit, self.log_z, self.entropy, self.varentropy = stats

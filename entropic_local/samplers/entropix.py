@@ -194,7 +194,7 @@ import numpy as np
 
 from .. import kernels as _k
 from ..errors import InvalidSamplerSpec, UsageError
-from .base import Candidates
+from .base import Candidates, Fork
 from .stages import (
     INF, TINY_TEMPERATURE, Dist, Param, _keep_argmax, _require_candidates, format_value,
     register_stage,
@@ -223,6 +223,8 @@ BASE_K = 27
 BASE_P = 0.90
 BASE_MINP = 0.03
 BEST_OF = 5
+FORK_DEPTH = 4         # tokens each branch is rolled out (the candidate token included)
+FORK_ENTROPY = 0.5     # branch score = Σ logprob − FORK_ENTROPY · Σ entropy along the branch
 
 # Action coefficients (module doc). Attention ones are upstream's per-bit values per nat.
 CLARIFY_T_GAIN = 1.3
@@ -666,6 +668,9 @@ class Entropix(Dist):
         _TextParam("clarify"),
         _opt("clarify_id", int),
         _TextParam("thresholds", allow_empty=False),
+        Param("fork", int, 0, 0, 16),
+        Param("fork_depth", int, FORK_DEPTH, 1, 64),
+        Param("fork_entropy", float, FORK_ENTROPY, 0.0, INF),
     )
 
     def __init__(self, low_ent: float | None = None, med_ent: float | None = None,
@@ -673,12 +678,15 @@ class Entropix(Dist):
                  high_vent: float | None = None, t: float = BASE_T, k: int = BASE_K,
                  p: float = BASE_P, minp: float = BASE_MINP, best_of: int = BEST_OF,
                  clarify: str | None = None, clarify_id: int | None = None,
-                 thresholds: str | os.PathLike | None = None, seed: int | None = None):
+                 thresholds: str | os.PathLike | None = None, fork: int = 0,
+                 fork_depth: int = FORK_DEPTH, fork_entropy: float = FORK_ENTROPY,
+                 seed: int | None = None):
         if thresholds is not None:
             thresholds = os.fspath(thresholds)
         self._set(low_ent=low_ent, med_ent=med_ent, high_ent=high_ent, low_vent=low_vent,
                   high_vent=high_vent, t=t, k=k, p=p, minp=minp, best_of=best_of,
-                  clarify=clarify, clarify_id=clarify_id, thresholds=thresholds)
+                  clarify=clarify, clarify_id=clarify_id, thresholds=thresholds, fork=fork,
+                  fork_depth=fork_depth, fork_entropy=fork_entropy)
         if clarify is not None and clarify_id is not None:
             raise InvalidSamplerSpec("entropix: give clarify (a text) or clarify_id (a token "
                                      "id), not both")
@@ -940,6 +948,17 @@ class Entropix(Dist):
             if i < best:
                 best = i
         cands.selected = best
+        if action == "explore" and self.fork > 1 and n > 1:
+            # Forking paths: propose the sampled token and the most probable others; the
+            # decode loop rolls each out on its own KV sequence and picks (branching.py).
+            others = [int(cands.ids[j]) for j in range(min(n, self.fork + 1)) if j != best]
+            cands.fork = Fork(tokens=(int(cands.ids[best]), *others[: self.fork - 1]),
+                              depth=self.fork_depth, entropy_weight=self.fork_entropy)
+
+    @property
+    def sequences_needed(self) -> int:
+        """KV sequences the context must hold: 1, or 1 + ``fork`` when branching is on."""
+        return 1 + self.fork if self.fork > 1 else 1
 
     def distribution(self, cands: Candidates) -> np.ndarray:
         """The probabilities with which ``apply`` would choose among the candidates it keeps
