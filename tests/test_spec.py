@@ -348,3 +348,76 @@ def test_with_params_validates_and_clones():
     assert e["penalties"].window == (3, 4)
     d.accept(9)
     assert c["penalties"].window == (2, 3, 4)
+
+
+# -- with_params(temp=...) on stages with a temperature of their own ----------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, kw, want",
+    [
+        ("aes", dict(temp=0.7), "aes:t=0.7"),
+        ("aes:alpha_max=1.5", dict(temp=0.5, top_k=20), "top_k=20,aes:alpha_max=1.5,t=0.5"),
+        ("entmax=1.2", dict(temp=0.5), "entmax:alpha=1.2,t=0.5"),
+        ("entmax:alpha=1.5,t=0.9", dict(temp=1.3), "entmax:t=1.3"),
+        ("entropix", dict(temp=0.9), "entropix:t=0.9"),
+        ("free_energy", dict(temp=0.8), "free_energy:t=0.8"),
+        ("free_energy:mode=budget,eps=0.1", dict(temp=0.8), "free_energy:mode=budget,eps=0.1,t=0.8"),
+        ("penalties:repeat=1.1,aes", dict(temp=1.2), "penalties:repeat=1.1,aes:t=1.2"),
+        # an explicit temperature stage still takes it
+        ("temp=0.8,aes", dict(temp=0.6), "temp=0.6,aes"),
+        ("dyn_temp:base=0.8,delta=0.5,entmax", dict(temp=0.6), "dyn_temp:base=0.6,delta=0.5,entmax"),
+        # dynatemp values build a dyn_temp stage, as for any chain
+        ("aes", dict(temp=0.7, dynatemp_range=0.3), "dyn_temp:base=0.7,delta=0.3,aes"),
+        # temp <= 0 is greedy everywhere (a temp stage before the selector)
+        ("aes", dict(temp=0.0), "temp=0,aes"),
+        ("thermostat", dict(temp=0.0), "thermostat,temp=0"),
+    ],
+)
+def test_with_params_temp_maps_onto_own_temperature(spec, kw, want):
+    old = P(spec, seed=5)
+    new = old.with_params(**kw)
+    assert str(new) == str(P(want))
+    assert str(old) == str(P(spec))
+    assert new.seed == 5
+    assert P(str(new)) == new
+
+
+def test_with_params_temp_keeps_the_selectors_stream():
+    a = P("aes", seed=11)
+    a["aes"]._rng.random(3)  # advance the stream as three steps would
+    b = a.with_params(temp=0.5)
+    assert b["aes"].t == 0.5 and a["aes"].t == 1.0
+    assert b["aes"]._rng.random() == a["aes"]._rng.random()
+
+
+@pytest.mark.parametrize("spec", ["thermostat", "free_energy:mode=thermostat,target=1.5",
+                                  "thermostat,entmax"])
+def test_with_params_temp_refused_by_a_thermostat(spec):
+    with pytest.raises(InvalidSamplerSpec, match=r"temp=0.7 does not apply.*target"):
+        P(spec).with_params(temp=0.7)
+
+
+def test_with_params_temp_ambiguous_between_two_stages():
+    with pytest.raises(InvalidSamplerSpec, match="ambiguous.*free_energy and aes"):
+        P("free_energy,aes").with_params(temp=0.7)
+
+
+def test_cli_temp_sets_the_adaptive_stage():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "entropic_local", *args], capture_output=True,
+                              text=True, timeout=240, env=dict(os.environ))
+
+    r = run("generate", "Hello", "-n", "3", "--seed", "1", "--sampler", "aes", "--temp", "0.5",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sampler"] == "aes:t=0.5"
+    r = run("generate", "Hello", "-n", "3", "--sampler", "thermostat", "--temp", "0.7")
+    assert r.returncode == 3, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not apply" in lines[0] and "Traceback" not in r.stderr

@@ -232,6 +232,22 @@ class SamplerChain(Sampler):
         stage ends up ``temp`` whenever its range (delta) is 0. The selecting stage is never changed: ``greedy`` stays greedy
         whatever the temperature. Out-of-range values raise ``InvalidSamplerSpec`` from the
         stage. The other stages are cloned, history included; the seed is kept.
+
+        Adaptive stages with a temperature of their own. When the chain has no ``temp`` or
+        ``dyn_temp`` stage, a ``temp > 0`` (and no dynatemp value) sets that stage's ``t``
+        instead of inserting a ``temp`` stage that would compound with it:
+        ``aes:t`` and ``entmax:t`` (they sample ``entmax_α(z/T)``: the same T a ``temp``
+        stage would apply, so ``--sampler aes --temp 0.7`` is ``aes:t=0.7``),
+        ``entropix:t`` (the base temperature, 0.666 by default, that each action scales;
+        argmax steps stay greedy) and ``free_energy:t`` in modes ``window`` and ``budget``
+        (the sampling temperature; the budget's kept set is taken at that T). A thermostat
+        (``thermostat``, ``free_energy:mode=thermostat``) chooses T per step to hold the
+        kept entropy at ``target``: its ``t`` is only Newton's starting point, and a fixed
+        temperature after it would undo the target, so ``temp > 0`` there raises
+        ``InvalidSamplerSpec`` (change ``target``, ``t_min`` or ``t_max`` instead). Two such
+        stages in one chain (``free_energy,aes``) are ambiguous and raise too. ``temp <= 0``
+        keeps llama.cpp's meaning, greedy, everywhere: a ``temp`` stage is inserted before
+        the selector as for any chain.
         """
         stages = [s.clone() for s in self._stages]
 
@@ -302,6 +318,30 @@ class SamplerChain(Sampler):
             new = Penalties(**vals)
             put(carry(old, new) if new.active else None, "penalties")
 
+        if (temp is not None and temp > 0 and dynatemp_range is None
+                and dynatemp_exponent is None and find("temp") is None
+                and find("dyn_temp") is None):
+            from .stages import format_value
+
+            own = [s for s in stages
+                   if s.name in ("free_energy", "thermostat", "entmax", "aes", "entropix")]
+            for s in own:
+                if getattr(s, "mode", None) == "thermostat":
+                    raise InvalidSamplerSpec(
+                        f"{s.name}: temp={format_value(temp)} does not apply: the stage "
+                        f"chooses the temperature per step to hold the kept entropy at "
+                        f"target={format_value(s.target)} nats",  # type: ignore[attr-defined]
+                        hint=f"change {s.name}'s target, t_min or t_max instead, "
+                             "or use temp 0 for greedy")
+            if len(own) > 1:
+                raise InvalidSamplerSpec(
+                    f"temp={format_value(temp)} is ambiguous in '{self}': "
+                    + " and ".join(s.name for s in own) + " each have a temperature t",
+                    hint=f"set one in the spec, e.g. {own[-1].name}:t={format_value(temp)}")
+            if own:
+                s = own[0]  # a clone: setting t keeps its seed, random stream and state
+                s.t = type(s).param("t").check(s.name, temp)  # type: ignore[attr-defined]
+                temp = None
         if temp is not None or dynatemp_range is not None or dynatemp_exponent is not None:
             ti, di = find("temp"), find("dyn_temp")
             if di is not None:
