@@ -128,38 +128,128 @@ class Generation:
         return text
 
 
-class DecodeLoop:
-    """Generates from ``prompt_tokens`` with ``chain`` until a stop condition; yields Steps.
+class SequenceState:
+    """What one generation accumulates, token by token: the sampler chain's decisions, the
+    text (UTF-8 completed, stop strings held back), the Steps, the finish reason. Shared by
+    the single-sequence ``DecodeLoop`` and the batched loop (``batching.py``), so both make
+    the same Steps from the same logits.
 
-    After iteration ``finish_reason``, ``text``, ``token_ids`` and ``timings`` are final.
+    ``step(raw)`` turns one position's logits into a token; ``done`` is set when the
+    sequence must stop (end of generation, a stop string, ``max_tokens``).
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        cands: Candidates,
-        chain: SamplerChain,
-        prompt_tokens: list[int],
-        *,
-        max_tokens: int,
-        stop: list[str] | None = None,
-    ):
+    def __init__(self, engine: Engine, chain: SamplerChain, prompt_tokens: list[int], *,
+                 max_tokens: int, stop: list[str] | None = None):
         self.engine = engine
-        self.cands = cands
         self.chain = chain
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
         self.stop = StopMatcher(stop)
+        self.utf8 = Utf8Stream()
         self.timings = Timings(prompt_tokens=len(prompt_tokens))
         self.token_ids: list[int] = []
         self.text_parts: list[str] = []
         self.finish_reason = "length"
         self.last_step: Step | None = None
         self.tail = ""  # text released after the last step was yielded (streamers print it)
+        self.done = False
+        self.matched = False  # a stop string ended it (its text is never released)
+        self._info = getattr(chain, "step_info", None)
 
     @property
     def text(self) -> str:
         return "".join(self.text_parts)
+
+    def step(self, cands: Candidates, raw, attention=None, branch=None) -> Step | None:
+        """Choose the next token from ``raw`` (this position's logits). Returns its Step, or
+        None when the token ends the generation. ``attention`` is the engine's metrics of
+        this position (or None); ``branch(fork, logprobs)`` runs a ``Fork`` the chain asked
+        for (``branching.roll_out``); without it the stage's own choice stands."""
+        engine, chain = self.engine, self.chain
+        stats = logit_stats(raw, 1.0)
+        cands.reset(raw, stats)
+        m = attention
+        if m is not None:
+            cands.attention = SimpleNamespace(
+                entropy=m.attn_entropy, varentropy=m.attn_varentropy,
+                agreement=m.agreement, interaction_strength=m.interaction_strength,
+                n_valid=m.n_valid,
+            )
+        chain.apply(cands)
+        tok = cands.selected_token
+        n_kept = cands.n
+        logprob = float(raw[tok]) - stats[1]
+        fork = cands.fork if branch is not None else None
+        if fork is not None:
+            # read the candidates' logprobs now: the roll-out reuses the logits buffer
+            lps = [float(raw[t]) - stats[1] for t in fork.tokens]
+            res = branch(fork, lps)
+            tok, logprob = res.token, lps[res.index]
+            self.timings.branch_tokens += res.n_tokens
+            self.timings.branch_ms += res.ms
+        chain.accept(tok)
+        if engine.is_eog(tok):
+            self.finish_reason = "stop"
+            self.done = True
+            return None
+        index = len(self.token_ids)
+        self.token_ids.append(tok)
+        piece = engine.piece(tok)
+        released, matched = self.stop.push(self.utf8.push(piece))
+        if released:
+            self.text_parts.append(released)
+        step = Step(
+            index=index,
+            token_id=tok,
+            piece=piece.decode("utf-8", errors="replace"),
+            text=released,
+            logprob=logprob,
+            entropy=stats[2],
+            varentropy=stats[3],
+            n_candidates=n_kept,
+            info=self._info() if self._info is not None else {},
+        )
+        if fork is not None:
+            step.info.update(res.info())
+        if m is not None:
+            step.info.update(
+                attn_entropy=m.attn_entropy, attn_varentropy=m.attn_varentropy,
+                agreement=m.agreement, interaction_strength=m.interaction_strength,
+            )
+        self.timings.gen_tokens += 1
+        self.last_step = step
+        if matched:
+            self.finish_reason = "stop"
+            self.done = self.matched = True
+        elif len(self.token_ids) >= self.max_tokens:
+            self.done = True
+        return step
+
+    def finish(self) -> None:
+        """End without a stop string: release the text held back (a possible stop-string
+        prefix, an incomplete UTF-8 character) into the last step, so join(step.text) ==
+        text."""
+        if self.matched:
+            return
+        tail, matched = self.stop.push(self.utf8.flush())
+        if not matched:
+            tail += self.stop.flush()
+        if tail:
+            self.text_parts.append(tail)
+            self.tail = tail
+            if self.last_step is not None:
+                self.last_step.text += tail
+
+
+class DecodeLoop(SequenceState):
+    """Generates from ``prompt_tokens`` with ``chain`` on sequence 0 of ``engine`` until a
+    stop condition; yields Steps. After iteration ``finish_reason``, ``text``,
+    ``token_ids`` and ``timings`` are final."""
+
+    def __init__(self, engine: Engine, cands: Candidates, chain: SamplerChain,
+                 prompt_tokens: list[int], *, max_tokens: int, stop: list[str] | None = None):
+        super().__init__(engine, chain, prompt_tokens, max_tokens=max_tokens, stop=stop)
+        self.cands = cands
 
     def __iter__(self) -> Iterator[Step]:
         engine, cands, chain = self.engine, self.cands, self.chain
@@ -170,85 +260,26 @@ class DecodeLoop:
         self.timings.prompt_eval_tokens = engine.eval_prompt(self.prompt_tokens)
         t1 = time.perf_counter()
         self.timings.prompt_ms = (t1 - t0) * 1000
-        utf8 = Utf8Stream()
-        stop = self.stop
         n_ctx = engine.n_ctx
-        info = getattr(chain, "step_info", None)
         attn = engine.attention
-        gen_start = t1
+
+        def branch(fork, lps):
+            return roll_out(engine, fork, lps, len(engine.tokens))
+
         try:
-            for i in range(self.max_tokens):
-                if i > 0:
+            while True:
+                if self.token_ids:
                     if len(engine.tokens) >= n_ctx:
                         self.finish_reason = "context"
                         break
                     engine.eval_token(self.token_ids[-1])
-                raw = engine.logits()
-                stats = logit_stats(raw, 1.0)
-                cands.reset(raw, stats)
-                m = None
-                if attn is not None:
-                    m = attn.metrics()
-                    cands.attention = SimpleNamespace(
-                        entropy=m.attn_entropy, varentropy=m.attn_varentropy,
-                        agreement=m.agreement, interaction_strength=m.interaction_strength,
-                        n_valid=m.n_valid,
-                    )
-                chain.apply(cands)
-                tok = cands.selected_token
-                n_kept = cands.n
-                logprob = float(raw[tok]) - stats[1]
-                fork = cands.fork
-                if fork is not None:
-                    # read the candidates' logprobs now: the roll-out reuses the logits buffer
-                    lps = [float(raw[t]) - stats[1] for t in fork.tokens]
-                    res = roll_out(engine, fork, lps, len(engine.tokens))
-                    tok, logprob = res.token, lps[res.index]
-                    self.timings.branch_tokens += res.n_tokens
-                    self.timings.branch_ms += res.ms
-                chain.accept(tok)
-                if engine.is_eog(tok):
-                    self.finish_reason = "stop"
+                step = self.step(cands, engine.logits(), attn.metrics() if attn is not None else None,
+                                 branch)
+                if step is None:
                     break
-                self.token_ids.append(tok)
-                piece = engine.piece(tok)
-                released, matched = stop.push(utf8.push(piece))
-                if released:
-                    self.text_parts.append(released)
-                step = Step(
-                    index=i,
-                    token_id=tok,
-                    piece=piece.decode("utf-8", errors="replace"),
-                    text=released,
-                    logprob=logprob,
-                    entropy=stats[2],
-                    varentropy=stats[3],
-                    n_candidates=n_kept,
-                    info=info() if info is not None else {},
-                )
-                if fork is not None:
-                    step.info.update(res.info())
-                if m is not None:
-                    step.info.update(
-                        attn_entropy=m.attn_entropy, attn_varentropy=m.attn_varentropy,
-                        agreement=m.agreement, interaction_strength=m.interaction_strength,
-                    )
-                self.timings.gen_tokens += 1
-                self.last_step = step
                 yield step
-                if matched:
-                    self.finish_reason = "stop"
-                    return
-            # end of generation without a stop string: release what was held back
-            tail, matched = stop.push(utf8.flush())
-            if not matched:
-                tail += stop.flush()
-            if tail:
-                # Text held back at the end (a possible stop-string prefix, an incomplete
-                # UTF-8 character) belongs to the last step, so join(step.text) == text.
-                self.text_parts.append(tail)
-                self.tail = tail
-                if self.last_step is not None:
-                    self.last_step.text += tail
+                if self.done:
+                    break
+            self.finish()
         finally:
-            self.timings.gen_ms = (time.perf_counter() - gen_start) * 1000
+            self.timings.gen_ms = (time.perf_counter() - t1) * 1000
