@@ -5,6 +5,7 @@ Layers (imports flow one way): ``kernels`` (numba) ← ``samplers`` ← ``engine
 """
 
 from .api import Model, Stream, load
+from .batching import BatchRequest
 from .errors import (
     ContextOverflow,
     EntropicError,
@@ -20,7 +21,7 @@ from .samplers import SamplerChain
 __version__ = "0.1.0"
 
 __all__ = [
-    "load", "Model", "Stream", "Generation", "Step", "Timings", "SamplerChain",
+    "load", "Model", "Stream", "Generation", "Step", "Timings", "SamplerChain", "BatchRequest",
     "EntropicError", "UsageError", "InvalidSamplerSpec", "ModelNotFound",
     "InvalidModelFile", "ContextOverflow", "ModelLoadError",
 ]

@@ -1,0 +1,174 @@
+"""Batched generation: several prompts decoded together, with continuous batching.
+
+One context with ``n_seq_max = parallel`` sequences in one unified KV cache (a sibling of
+the model's own context: same weights, loaded once). Every step is ONE ``llama_decode`` for
+all live sequences: each decoding sequence contributes its newest token, and sequences still
+reading their prompt fill the rest of the batch with prompt tokens (prefill chunked to
+``n_batch``, logits only for a prompt's last token). Each sequence has its own sampler chain
+(cloned), seed and ``SequenceState`` (generation.py), so every sampler (Entropix, AES, the
+thermostat...) runs per sequence exactly as in ``Model.generate``. When a sequence ends, its
+cells are dropped and the next waiting prompt takes its place at once.
+
+Room in the cache: a sequence is admitted only when its reservation (prompt + max_tokens,
+capped at the model's ``n_ctx``, the most a single generation may hold) fits next to the
+others', so a decode never runs out of cells. The cache holds ``parallel`` × the largest
+reservation, rounded up to 256 cells.
+
+What is not batched: attention capture (the sibling context installs no hook, so
+attention metrics are absent and Entropix runs on logits alone) and branching
+(``entropix:fork`` needs sibling sequences of its own; in a batch the stage's own choice
+stands).
+
+Numerics: batching changes speed, not results, up to llama.cpp's batching noise. Measured
+(tests/test_batch.py): greedy outputs equal the single-prompt outputs on SmolLM2-135M;
+on Gemma 3 270M logits drift at the 1e-3 level when several sequences share a micro-batch
+(another matmul path), which can flip a near-tie (documented in the test).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from .engine import Engine
+from .errors import ContextOverflow, ModelLoadError
+from .generation import Generation, SequenceState, Step
+from .samplers import Candidates, SamplerChain
+
+
+@dataclass
+class BatchRequest:
+    """One prompt of a batch, with its own settings (None: the batch's default)."""
+
+    prompt: str | list[int]
+    max_tokens: int | None = None
+    sampler: str | SamplerChain | None = None
+    seed: int | None = None
+    stop: list[str] | str | None = None
+
+
+@dataclass
+class Prepared:
+    """A request ready to run: tokenised, its chain bound, reset and fed the prompt."""
+
+    index: int
+    prompt: str
+    tokens: list[int]
+    chain: SamplerChain
+    seed: int
+    max_tokens: int
+    stop: list[str] | None
+
+
+@dataclass
+class _Live:
+    req: Prepared
+    seq: int
+    need: int
+    state: SequenceState
+    fed: int = 0                       # prompt tokens already in the cache
+    steps: list[Step] = field(default_factory=list)
+    t_admit: float = 0.0
+    t_first: float = 0.0
+
+
+def cache_size(requests: list[Prepared], parallel: int, n_ctx_seq: int) -> int:
+    """Cells for ``parallel`` sequences of the largest reservation, rounded up to 256."""
+    need = max((min(len(r.tokens) + r.max_tokens, n_ctx_seq) for r in requests), default=16)
+    cells = need * max(1, min(parallel, len(requests)))
+    return max(256, -(-cells // 256) * 256)
+
+
+def run_batch(engine: Engine, requests: Iterable[Prepared], *, parallel: int, n_ctx_seq: int,
+              model_name: str = "") -> Iterator[tuple[int, Generation]]:
+    """Generate for every request on ``engine`` (a context with ``n_seq_max ≥ parallel``),
+    yielding ``(index, Generation)`` as each finishes."""
+    if parallel > engine.n_seq_max:
+        raise ModelLoadError(f"the batch context holds {engine.n_seq_max} sequences, {parallel} asked")
+    waiting = deque(requests)
+    free = list(range(parallel - 1, -1, -1))
+    live: dict[int, _Live] = {}
+    reserved = 0
+    capacity = engine.n_ctx
+    cands = Candidates(engine.n_vocab)
+    n_batch = engine.n_batch
+    try:
+        while waiting or live:
+            # -- admit waiting prompts into free sequences, while their reservation fits
+            while waiting and free:
+                r = waiting[0]
+                need = min(len(r.tokens) + r.max_tokens, n_ctx_seq)
+                if live and reserved + need > capacity:
+                    break
+                if need > capacity:
+                    raise ContextOverflow(f"request {r.index} needs {need} cells, the batch cache has {capacity}")
+                waiting.popleft()
+                seq = free.pop()
+                state = SequenceState(engine, r.chain, r.tokens, max_tokens=r.max_tokens, stop=r.stop)
+                state.timings.prompt_eval_tokens = len(r.tokens)
+                live[seq] = _Live(r, seq, need, state, t_admit=time.perf_counter())
+                reserved += need
+            # -- one batch: the newest token of each decoding sequence, then prompt chunks
+            entries: list[tuple[int, int, int, bool]] = []
+            outputs: list[tuple[int, int]] = []  # (entry index, sequence) of each output
+            for seq, lv in live.items():
+                if lv.fed == len(lv.req.tokens):
+                    toks = lv.state.token_ids
+                    outputs.append((len(entries), seq))
+                    entries.append((toks[-1], len(lv.req.tokens) + len(toks) - 1, seq, True))
+            for seq, lv in live.items():
+                room = n_batch - len(entries)
+                if room <= 0:
+                    break
+                rest = len(lv.req.tokens) - lv.fed
+                if rest <= 0:
+                    continue
+                take = min(rest, room)
+                for j in range(lv.fed, lv.fed + take):
+                    last = j == len(lv.req.tokens) - 1
+                    if last:
+                        outputs.append((len(entries), seq))
+                    entries.append((lv.req.tokens[j], j, seq, last))
+                lv.fed += take
+            rc = engine.decode_entries(entries)
+            if rc != 0:
+                raise ContextOverflow(f"the batch cache ({capacity} cells) is full") if rc == 1 \
+                    else ModelLoadError(f"llama_decode failed with code {rc}")
+            now = time.perf_counter()
+            finished: list[int] = []
+            for entry, seq in outputs:
+                lv = live[seq]
+                st = lv.state
+                if not st.token_ids and not lv.t_first:
+                    lv.t_first = now
+                    st.timings.prompt_ms = (now - lv.t_admit) * 1000
+                step = st.step(cands, engine.logits_at(entry))
+                if step is not None:
+                    lv.steps.append(step)
+                if st.done:
+                    finished.append(seq)
+                elif len(lv.req.tokens) + len(st.token_ids) - 1 >= n_ctx_seq:
+                    st.finish_reason = "context"  # as a single generation: the context is full
+                    finished.append(seq)
+            for seq in finished:
+                lv = live.pop(seq)
+                lv.state.finish()
+                lv.state.timings.gen_ms = (time.perf_counter() - lv.t_first) * 1000
+                engine.seq_remove(seq)
+                free.append(seq)
+                reserved -= lv.need
+                yield lv.req.index, _generation(lv, model_name)
+    finally:
+        for seq in list(live):
+            engine.seq_remove(seq)
+
+
+def _generation(lv: _Live, model_name: str) -> Generation:
+    st, r = lv.state, lv.req
+    return Generation(
+        prompt=r.prompt, text=st.text, token_ids=list(st.token_ids), steps=lv.steps,
+        timings=st.timings, seed=r.seed, sampler=str(r.chain), finish_reason=st.finish_reason,
+        model=model_name,
+    )
