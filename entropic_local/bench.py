@@ -63,7 +63,7 @@ def _tps(run: dict) -> float:
 
 
 def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None, verbose: bool, log,
-                presets: tuple[str, ...] = ()) -> dict:
+                presets: tuple[str, ...] = (), attention: str | None = None) -> dict:
     import llama_cpp
 
     from .api import load
@@ -109,17 +109,35 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
         "ratio_end_to_end": statistics.median(e2e),
         "ratios": ratios,
     }
-    # other presets against `llama`, on our side only (same model object, alternated)
+    # other presets against `llama` on our side and against create_completion, alternated;
+    # with `attention`, the presets run on a second model that captures those layers (the
+    # entropix preset then uses the attention metrics) while `llama` stays hook-free
     if presets:
+        amodel = load(name, n_ctx=1024, n_threads=n_threads, verbose=verbose, seed=0,
+                      attention=attention) if attention else model
+        if attention:
+            _ours_once(amodel, 8, 1, sampler=presets[0])  # warm-up
         per = {p: [] for p in ("llama", *presets)}
+        cc = []
         for r in range(rounds):
-            order = list(per) if r % 2 == 0 else list(reversed(per))
+            order = [*per, "create_completion"]
+            if r % 2:
+                order.reverse()
             for p in order:
-                per[p].append(_tps(_ours_once(model, n_tokens, 2000 + r, sampler=p)))
+                if p == "create_completion":
+                    cc.append(_tps(_theirs_once(llm, n_tokens, 2000 + r)))
+                else:
+                    per[p].append(_tps(_ours_once(model if p == "llama" else amodel, n_tokens, 2000 + r,
+                                                  sampler=p)))
         base = statistics.median(per["llama"])
-        out["presets"] = {p: {"tps": statistics.median(v), "vs_llama": statistics.median(v) / base}
+        out["presets"] = {p: {"tps": statistics.median(v), "vs_llama": statistics.median(v) / base,
+                              "vs_create_completion": statistics.median(a / b for a, b in zip(v, cc))}
                           for p, v in per.items()}
-        log("  presets: " + ", ".join(f"{p} {d['vs_llama']:.3f}x" for p, d in out["presets"].items()))
+        out["presets_attention"] = attention
+        log("  presets: " + ", ".join(f"{p} {d['vs_llama']:.3f}x llama, {d['vs_create_completion']:.3f}x "
+                                      "create_completion" for p, d in out["presets"].items()))
+        if attention:
+            amodel.close()
     # real logits of this model for the kernel benchmark
     model.engine.clear()
     model.engine.eval_prompt(model.tokenize(BENCH_PROMPT))
@@ -153,7 +171,7 @@ def thread_check(path, n_tokens: int = 48, rounds: int = 3) -> dict:
 
 
 def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, verbose=False, progress=True,
-              presets=()) -> dict:
+              presets=(), attention=None) -> dict:
     import llama_cpp
 
     def log(msg):
@@ -165,7 +183,7 @@ def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, ve
     for i, name in enumerate(names):
         log(f"benchmarking {name} ...")
         res = bench_model(name, n_tokens=n_tokens, rounds=rounds, n_threads=n_threads, verbose=verbose, log=log,
-                          presets=tuple(presets))
+                          presets=tuple(presets), attention=attention)
         logits = res.pop("_logits")
         if biggest is None or logits.shape[0] > biggest[1].shape[0]:
             biggest = (name, logits)
@@ -196,8 +214,10 @@ def format_report(report: dict) -> str:
         )
     for m in report["models"]:
         if m.get("presets"):
-            lines.append(f"{m['model']}: tokens/s by preset (ours only, alternated): " + ", ".join(
-                f"{p} {d['tps']:.1f} ({d['vs_llama']:.3f}x llama)" for p, d in m["presets"].items()))
+            att = f", presets with attention on layers '{m['presets_attention']}'" if m.get("presets_attention") else ""
+            lines.append(f"{m['model']}: tokens/s by preset (alternated{att}): " + ", ".join(
+                f"{p} {d['tps']:.1f} ({d['vs_llama']:.3f}x llama, {d['vs_create_completion']:.3f}x create_completion)"
+                for p, d in m["presets"].items()))
     t = report.get("threads")
     if t:
         ms = ", ".join(f"{n} threads {v:.2f} ms/token" for n, v in t["ms_per_token"].items())

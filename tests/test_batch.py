@@ -314,3 +314,64 @@ def test_cli_batch_on_ray_locally(tmp_path):
     rows = read_rows(on_ray)
     assert sorted(row["custom_id"] for row in rows) == sorted([f"q{i}" for i in range(6)] + ["line-7"])
     assert texts(rows) == texts(read_rows(local))
+
+
+def test_cli_batch_sigint_keeps_complete_rows(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(inp, 12, max_tokens=24)
+    p = subprocess.Popen([*CLI, "batch", str(inp), "-o", str(out), "-p", "2", "-t", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    data = out.read_text()
+    assert data.endswith("\n") and len([json.loads(x) for x in data.splitlines()]) >= 2
+
+
+def test_cli_batch_huge_inputs(tmp_path):
+    """100,000 input lines (all but three already done: the resume scan and the skip are
+    fast), a 10 MB prompt and a 10 MB line of garbage: error rows, the rest runs."""
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    n = 100_000
+    with open(inp, "w") as f:
+        for i in range(n):
+            f.write(f'{{"custom_id": "q{i}", "prompt": "Hello", "max_tokens": 2}}\n')
+        f.write(json.dumps({"custom_id": "huge", "prompt": "word " * 2_000_000}) + "\n")
+        f.write("x" * 10_000_000 + "\n")
+    with open(out, "w") as f:
+        for i in range(n - 1):
+            f.write(json.dumps({"custom_id": f"q{i}", "response": None, "error": {"code": "x", "message": "x"}}) + "\n")
+    t0 = time.time()
+    r = run("batch", str(inp), "-o", str(out), "-p", "2", "--n-ctx", "256")
+    assert r.returncode == 0, r.stderr
+    rows = read_rows(out)
+    assert len(rows) == n + 2 and len({row["custom_id"] for row in rows}) == n + 2
+    by = {row["custom_id"]: row for row in rows[n - 1:]}
+    assert by[f"q{n - 1}"]["response"]["status_code"] == 200
+    assert by["huge"]["error"]["code"] == "context_length_exceeded"
+    assert by[f"line-{n + 2}"]["error"]["code"] == "invalid_json"
+    assert f"{n - 1} already done" in r.stderr
+    assert time.time() - t0 < 120
+
+
+def test_cli_batch_full_disk_and_bad_output(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, 2, max_tokens=4)
+    if os.path.exists("/dev/full"):
+        r = run("batch", str(inp), "-o", "/dev/full")
+        assert r.returncode == 2 and "No space left on device" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in r.stderr
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if not os.access(ro, os.W_OK):  # not root
+            r = run("batch", str(inp), "-o", str(ro / "out.jsonl"))
+            assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        ro.chmod(0o700)

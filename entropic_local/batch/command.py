@@ -123,8 +123,14 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
                               registry_name=model)
                 finally:
                     m.close()
+    except (KeyboardInterrupt, BatchTerminated):
+        progress.close()
+        click.echo(progress.line(), err=True)  # what was written before the signal
+        raise
+    else:
+        progress.close()
+        click.echo(progress.line(), err=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
         progress.close()
         out.close()
-        click.echo(progress.line(), err=True)

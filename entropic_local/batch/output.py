@@ -116,7 +116,7 @@ class OutputFile:
             raise UsageError(f"cannot write {path}: no such directory {parent}")
         if os.path.isdir(path):
             raise UsageError(f"cannot write {path}: it is a directory")
-        if os.path.exists(path):
+        if os.path.isfile(path):  # a regular file to resume (never read a device such as /dev/full)
             self._scan()
         try:
             self._f = open(path, "ab")
