@@ -38,6 +38,7 @@ def load(
     seed: int | None = None,
     flash_attn: bool | None = None,
     attention: str | list[int] | None = None,
+    attention_entmax: float | str | None = None,
     verbose: bool = False,
     download: bool = True,
 ) -> "Model":
@@ -49,7 +50,10 @@ def load(
     (``"last"``, ``"all"``, a list of layer ids or ``"3,7,11"``) captures the post-softmax
     attention of those layers while decoding (flash attention is switched off for it) and
     adds ``attn_entropy``, ``attn_varentropy``, ``agreement`` and ``interaction_strength``
-    (nats; of the last captured layer) to every step.
+    (nats; of the last captured layer) to every step. ``attention_entmax`` (experimental;
+    ``1.5``, ``"adaptive"``, ``"off"``...) replaces those layers' softmax attention (all
+    layers when ``attention`` is None) by α-entmax of the same scores while decoding; see
+    ``engine/attention_entmax.py`` and ``model.engine.attention.entmax_stats()``.
     """
     set_verbose(verbose)
     path = resolve_model(model, download=download)
@@ -64,6 +68,7 @@ def load(
         flash_attn=flash_attn,
         attention=attention,
         attention_scores=attention is not None,
+        attention_entmax=attention_entmax,
     )
     return Model(engine, name=str(model) if model is not None else None, seed=seed)
 

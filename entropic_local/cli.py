@@ -242,9 +242,13 @@ def bench(model_names, tokens, rounds, threads, kernels, presets, as_json, verbo
               help="Score at most this many tokens of the text.")
 @click.option("-s", "--sampler", "samplers", multiple=True, metavar="NAME=SPEC",
               help="A sampler to score (repeatable; default: softmax, top-k, top-p, min-p, entmax, aes, thermostat...).")
+@click.option("--attention-entmax", "attention_entmax", default=None, metavar="ALPHA|adaptive",
+              help="Experimental: α-entmax instead of softmax attention in the --attention layers "
+                   "(default all), e.g. 1.5 or adaptive; reports the attention sparsity.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @verbose_option
-def eval_cmd(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_tokens, samplers, as_json, verbose):
+def eval_cmd(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_tokens, samplers, attention_entmax,
+             as_json, verbose):
     """Score samplers on TEXT_FILE: teacher-forced ε-perplexity, sparsemax score, JS divergence.
 
     Each sampler's distribution (what it would sample from) is compared with the text's
@@ -270,9 +274,18 @@ def eval_cmd(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_toke
                 raise UsageError(f"--sampler wants NAME=SPEC, got '{item}'")
             chosen[name] = spec
     m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, attention=attention,
-             verbose=verbose)
+             attention_entmax=attention_entmax, verbose=verbose)
     result = evaluate_text(m, text, chosen, max_tokens=max_tokens)
+    if attention_entmax is not None:  # entmax attention (issue 4): the sparsity it achieved
+        st = m.engine.attention.entmax_stats()
+        result["attention_entmax"] = {k: st[k] for k in ("config", "layers", "zero_fraction", "mean_support",
+                                                         "mean_valid", "mean_alpha", "rows", "rows_skipped")}
     click.echo(json.dumps(result, indent=2) if as_json else format_eval_table(result))
+    if attention_entmax is not None and not as_json:
+        a = result["attention_entmax"]
+        click.echo(f"Entmax attention `{a['config']}` on {len(a['layers'])} layers: {100 * a['zero_fraction']:.1f}% "
+                   f"of the valid attention weights are zero; mean support {a['mean_support']:.1f} of "
+                   f"{a['mean_valid']:.1f} valid cells per head; mean α {a['mean_alpha']:.3f}.")
 
 
 from .chat.command import chat_command  # noqa: E402  (needs the decorators above)

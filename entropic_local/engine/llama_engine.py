@@ -41,6 +41,7 @@ class Engine:
         attention=None,
         attention_scores: bool = False,
         share_model: "Engine | None" = None,
+        attention_entmax=None,
     ):
         ensure_backend()
         self.path = Path(path)
@@ -53,7 +54,7 @@ class Engine:
         self._batch = None
         self._attn = None  # attention capture (issue 3), see engine/attention.py
         self._saved_attn = None
-        if attention is not None and flash_attn:
+        if (attention is not None or attention_entmax is not None) and flash_attn:
             raise UsageError(
                 "attention capture needs flash attention off (flash attention fuses the softmax away)",
                 hint="drop flash_attn=True / --flash-attn, or do not request attention",
@@ -101,15 +102,20 @@ class Engine:
                 llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
         # --- attention capture (issue 3) -------------------------------------------------
-        if attention is not None:
+        if attention is not None or attention_entmax is not None:
             from .attention import AttentionCapture, parse_attention_layers
 
             n_layer = int(llama.llama_model_n_layer(self._model))
-            layers = parse_attention_layers(attention, n_layer)
+            layers = parse_attention_layers("all" if attention is None else attention, n_layer)
             cparams.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
-            self._attn = AttentionCapture(
-                layers, n_layer, int(llama.llama_model_n_head(self._model)), scores=attention_scores
-            )
+            n_head = int(llama.llama_model_n_head(self._model))
+            if attention_entmax is not None:  # entmax attention (issue 4): engine/attention_entmax.py
+                from .attention_entmax import EntmaxAttentionCapture
+
+                self._attn = EntmaxAttentionCapture(layers, n_layer, n_head, scores=attention_scores,
+                                                    entmax=attention_entmax)
+            else:
+                self._attn = AttentionCapture(layers, n_layer, n_head, scores=attention_scores)
             cparams.cb_eval = self._attn.callback
             cparams.cb_eval_user_data = self._attn.user_data
         # --- end attention capture --------------------------------------------------------
