@@ -728,3 +728,28 @@ def test_processor_with_llama_cpp_logits_processor_list(z):
 
 
 # The same processor inside a real llama_cpp.Llama: tests/test_generate.py::test_chain_as_llama_cpp_logits_processor
+
+
+@pytest.mark.parametrize("spec,alpha", [("entmax:alpha=2", 2.0), ("entmax:alpha=1.5,t=0.8", 1.5)])
+def test_processor_gives_the_selectors_own_distribution(z, spec, alpha):
+    """A final entmax stage is not skipped: the processor returns log of its probabilities,
+    so llama-cpp-python's draw at temperature 1 is from exactly α-entmax."""
+    from entropic_local.kernels.entmax_reference import entmax_ref
+
+    out = SamplerChain.parse(spec)(np.array([0], dtype=np.intc), z.copy())
+    t = 0.8 if "t=0.8" in spec else 1.0
+    ref = entmax_ref(z.astype(np.float64), alpha, temperature=t)
+    kept = np.isfinite(out)
+    assert np.array_equal(kept, ref > 0)
+    np.testing.assert_allclose(np.exp(out[kept].astype(np.float64)), ref[kept], rtol=1e-4, atol=1e-6)
+
+
+def test_processor_entropix_argmax_and_sampling_steps():
+    spec = "entropix:low_ent=100,med_ent=100,high_ent=100,low_vent=100,high_vent=100"  # always argmax
+    z = np.array([0.1, 3.0, 1.0, 2.9], dtype=np.float32)
+    out = SamplerChain.parse(spec)(np.array([0], dtype=np.intc), z)
+    assert np.isfinite(out).sum() == 1 and np.isfinite(out[1])
+    adaptive = "entropix:low_ent=0,med_ent=0,high_ent=100,low_vent=0,high_vent=100,best_of=1,k=2,minp=0.01"
+    out = SamplerChain.parse(adaptive)(np.array([0], dtype=np.intc), z)
+    kept = np.nonzero(np.isfinite(out))[0]
+    assert set(kept.tolist()) <= {1, 3} and np.exp(out[kept].astype(np.float64)).sum() == pytest.approx(1.0)

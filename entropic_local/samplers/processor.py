@@ -9,12 +9,16 @@ view). The adapter:
    last time are ``accept``-ed; when ``input_ids`` no longer extends what it saw (a new
    prompt, a rewind) the non-selecting stages are ``reset`` and all of ``input_ids`` is
    accepted. So penalties count prompt tokens too, as llama.cpp's own CLI does;
-2. runs the chain's stages up to, not including, the random selector (``dist``) on a
-   candidate set loaded from ``scores``;
+2. runs the chain's stages up to the random selector on a candidate set loaded from
+   ``scores``. A plain selector (``dist``) is left out. A selector with a distribution of
+   its own (``entmax``, ``aes``, ``entropix``: ``distribution(cands)``) is asked for it, so
+   the draw below is from exactly that distribution (its sparse support, its α, Entropix's
+   per-step action and best-of-n law);
 3. returns a new ``float32`` array of length ``n_vocab``: ``-inf`` for every token the
    stages dropped, the transformed logit (after penalties, bias, temperature, ...) for the
-   ones they kept. If a stage selected a token (``greedy``) only that token is kept.
-   ``scores`` itself is not modified.
+   ones they kept, or ``log q`` of the selector's distribution q. If a stage selected a
+   token (``greedy``, Entropix's argmax) only that token is kept. ``scores`` itself is not
+   modified.
 
 Drawing the token is left to llama-cpp-python's own sampler: call it with neutral
 settings so it adds nothing of its own: ``temperature=1.0, top_k=0, top_p=1.0,
@@ -80,8 +84,12 @@ class ChainLogitsProcessor:
         if cands is None or cands.n_vocab != v:
             cands = self._cands = Candidates(v)
         cands.reset(scores)
+        q = None
         for s in self.chain.stages:
             if getattr(s, "stochastic", False):
+                dist = getattr(s, "distribution", None)
+                if dist is not None:
+                    q = dist(cands)
                 break
             s.apply(cands)
             if cands.selected >= 0:
@@ -90,6 +98,10 @@ class ChainLogitsProcessor:
         if cands.selected >= 0:
             i = cands.selected
             out[cands.ids[i]] = cands.logits[i]
+        elif q is not None:
+            n = cands.n
+            with np.errstate(divide="ignore"):
+                out[cands.ids[:n]] = np.log(np.asarray(q[:n], dtype=np.float64))
         else:
             n = cands.n
             out[cands.ids[:n]] = cands.logits[:n]
