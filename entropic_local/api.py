@@ -11,6 +11,7 @@ Option names follow llama-cpp-python where they mean the same (``n_ctx``, ``n_th
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import secrets
@@ -93,6 +94,7 @@ class Model:
         self.seed = seed
         self._cands = Candidates(engine.n_vocab)
         self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread whose stream holds the lock
 
     # -------------------------------------------------------------- properties
     @property
@@ -108,13 +110,38 @@ class Model:
         return self.engine.n_threads
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        self._check_open()
         return self.engine.tokenize(text, add_special=add_special, parse_special=parse_special)
 
     def detokenize(self, tokens: list[int]) -> str:
+        self._check_open()
         return self.engine.detokenize(tokens)
+
+    # -------------------------------------------------------------- one call at a time
+    def _check_open(self) -> None:
+        if getattr(self.engine, "_model", None) is None:
+            raise UsageError("the model is closed", hint="load it again with entropic_local.load()")
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[None]:
+        """Hold the model for one call. Another thread waits its turn; the thread that is
+        still iterating a stream of this model, or any call on a closed model, is refused
+        with a ``UsageError`` (never a deadlock, never a crash inside llama.cpp)."""
+        me = threading.get_ident()
+        if self._owner == me:
+            raise UsageError("this thread is still iterating another stream of this model",
+                             hint="finish or close that stream first (a for loop over it ends it)")
+        with self._lock:
+            self._check_open()
+            self._owner = me
+            try:
+                yield
+            finally:
+                self._owner = None
 
     # -------------------------------------------------------------- generation
     def _prepare(self, prompt, max_tokens, sampler, seed):
+        self._check_open()
         if isinstance(prompt, str):
             if not prompt:
                 raise UsageError("empty prompt", hint="give some text to continue")
@@ -192,10 +219,19 @@ class Model:
 
     def reset(self) -> None:
         """Forget the KV cache (the next prompt is decoded from scratch)."""
-        with self._lock:
+        with self._use():
             self.engine.clear()
 
     def close(self) -> None:
+        """Free the model; waits for a generation running in another thread. Closing twice
+        is harmless; any later call raises ``UsageError``."""
+        if self._owner == threading.get_ident():
+            raise UsageError("cannot close the model while this thread iterates one of its streams",
+                             hint="finish or close the stream first")
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         self.engine.close()
 
     def __enter__(self) -> "Model":
@@ -225,14 +261,12 @@ class Stream:
         if self._started:
             raise EntropicError("a Stream can be iterated only once")
         self._started = True
-        if not self.model._lock.acquire(blocking=True):  # pragma: no cover
-            raise EntropicError("model is busy")
         try:
-            for step in self.loop:
-                self.steps.append(step)
-                yield step
+            with self.model._use():  # one call at a time (see Model._use)
+                for step in self.loop:
+                    self.steps.append(step)
+                    yield step
         finally:
-            self.model._lock.release()
             loop = self.loop
             self.generation = Generation(
                 prompt=self.prompt,

@@ -6,13 +6,16 @@ code (see ``EXIT_CODES`` and the README); ``--verbose`` adds the traceback.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import signal
 import sys
 import traceback
 
 import click
 
-from .errors import EntropicError, UsageError
+from .errors import EntropicError, Terminated, UsageError
 
 EXIT_CODES = {
     0: "success",
@@ -26,6 +29,7 @@ EXIT_CODES = {
     8: "attention cannot be captured with this model or backend",
     70: "internal error (a bug: please report it with --verbose output)",
     130: "interrupted (Ctrl-C); output so far was written",
+    143: "terminated (SIGTERM); output so far was written",
 }
 
 _verbose = False
@@ -94,15 +98,56 @@ def build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty):
     return chain.with_params(**overrides) if overrides else chain
 
 
+def clean_text(s: str) -> str:
+    """Text from the command line or stdin with bytes that are not UTF-8 (Python's surrogate
+    escapes) as U+FFFD, so that every output (JSON, traces, saved chats) is valid UTF-8."""
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # lone surrogates of another kind
+        return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def read_stdin() -> str:
+    """All of standard input as text, whatever the locale: invalid UTF-8 becomes U+FFFD."""
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:  # a replaced stdin (tests): already text
+        return clean_text(sys.stdin.read())
+    return buf.read().decode("utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT/SIGTERM until the block is done (they are delivered right after it), so an
+    interrupt never cuts a line of output in half."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def _check_writable(path: str) -> None:
     """Fail before any work if an output file cannot be written (missing or read-only dir)."""
     import os
 
     parent = os.path.dirname(os.path.abspath(path)) or "."
+    import tempfile
+
+    fix = "create the directory or choose another path"
     if not os.path.isdir(parent):
-        raise UsageError(f"cannot write {path}: no such directory {parent}")
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UsageError(f"cannot write {path}: permission denied")
+        raise UsageError(f"cannot write {path}: no such directory {parent}", hint=fix)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UsageError(f"cannot write {path}: permission denied", hint=fix)
+    try:  # a real probe: permissions, read-only mounts and pseudo file systems, root included
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".entropic-local-probe-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {(e.strerror or str(e)).lower()}", hint=fix) from None
 
 
 @click.group(context_settings=_CONTEXT_SETTINGS)
@@ -140,8 +185,7 @@ def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, te
     """
     from . import load
 
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    prompt = read_stdin() if prompt == "-" else clean_text(prompt)
     if not prompt:
         raise UsageError("empty prompt", hint="give some text to continue, or '-' to read stdin")
     if trace_path is not None:
@@ -151,30 +195,35 @@ def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, te
              verbose=verbose)
     stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop))
     out = sys.stdout
-    interrupted = False
+    interrupted = 0  # the exit status after Ctrl-C (130) or SIGTERM (143)
+    shown = 0  # steps whose text is on stdout
     try:
         for step in stream:
-            if not as_json and step.text:
-                out.write(step.text)
-                out.flush()
-    except KeyboardInterrupt:
-        interrupted = True
+            with signals_deferred():  # a signal lands between steps, never inside a write
+                if not as_json and step.text:
+                    out.write(step.text)
+                    out.flush()
+                shown += 1
+    except KeyboardInterrupt as e:
+        interrupted = getattr(e, "exit_code", 130)
     gen = stream.generation
-    if as_json:
-        d = gen.to_dict()
-        if interrupted:
-            d["finish_reason"] = "interrupted"
-        out.write(json.dumps(d, ensure_ascii=False) + "\n")
-    else:
-        out.write(stream.tail + "\n")
-    out.flush()
-    if trace_path is not None:
-        try:
-            gen.trace(trace_path)
-        except OSError as e:
-            raise UsageError(f"cannot write the trace to {trace_path}: {e.strerror}") from None
+    with signals_deferred():  # a second signal waits until the output is complete
+        if as_json:
+            d = gen.to_dict()
+            if interrupted:
+                d["finish_reason"] = "interrupted"
+            out.write(json.dumps(d, ensure_ascii=False) + "\n")
+        else:  # text made but not shown yet when the signal came, then what was held back
+            out.write("".join(s.text for s in gen.steps[shown:]) + stream.tail + "\n")
+        out.flush()
+        if trace_path is not None:
+            try:
+                gen.trace(trace_path)
+            except OSError as e:
+                raise UsageError(f"cannot write the trace to {trace_path}: {e.strerror}",
+                                 hint="free some space or choose another path") from None
     if interrupted:
-        sys.exit(130)
+        sys.exit(interrupted)
 
 
 @cli.command(context_settings=_CONTEXT_SETTINGS)
@@ -258,13 +307,13 @@ def eval_cmd(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_toke
     from .evaluate import DEFAULT_SAMPLERS, evaluate_text, format_eval_table
 
     if text_file == "-":
-        text = sys.stdin.read()
+        text = read_stdin()
     else:
         try:
             with open(text_file, encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError as e:
-            raise UsageError(f"cannot read {text_file}: {e.strerror}") from None
+            raise UsageError(f"cannot read {text_file}: {e.strerror}", hint="check the path") from None
     chosen = dict(DEFAULT_SAMPLERS)
     if samplers:
         chosen = {}
@@ -297,16 +346,28 @@ from .plot import plot_command  # noqa: E402  (matplotlib is imported only when 
 cli.add_command(plot_command)
 
 
+_WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def _internal_error(e: BaseException) -> None:
+    click.echo(f"entropic-local: internal error: {type(e).__name__}: {e} "
+               "(run with --verbose for the traceback)", err=True)
+    sys.exit(70)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the click group and turn every failure into one line."""
+    try:  # SIGTERM stops like Ctrl-C: what was made is written, then exit 143
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: keep the default
+        pass
     try:
         cli.main(args=argv, prog_name="entropic-local", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("entropic-local: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("entropic-local: interrupted", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+        stop = e.__cause__ if isinstance(e, click.exceptions.Abort) else e
+        code = getattr(stop, "exit_code", 130)
+        click.echo("entropic-local: terminated" if code == 143 else "entropic-local: interrupted", err=True)
+        sys.exit(code)
     except click.exceptions.NoArgsIsHelpError as e:  # pragma: no cover - click >= 8.2
         click.echo(e.ctx.get_help() if e.ctx else str(e))
         sys.exit(2)
@@ -321,12 +382,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as e:
+        if _verbose:
+            traceback.print_exc()
+        if e.errno in _WRITE_ERRORS:  # an output that cannot be written: disk full...
+            where = f" ({e.filename})" if e.filename else ""
+            click.echo(f"entropic-local: error: cannot write the output{where}: {e.strerror} "
+                       "(free some space, or write somewhere else)", err=True)
+            sys.exit(1)
+        _internal_error(e)
     except Exception as e:  # a bug: still one line unless --verbose
         if _verbose:
             traceback.print_exc()
-        click.echo(f"entropic-local: internal error: {type(e).__name__}: {e} "
-                   "(run with --verbose for the traceback)", err=True)
-        sys.exit(70)
+        _internal_error(e)
     else:
         sys.exit(0)
 

@@ -55,3 +55,34 @@ class ModelLoadError(EntropicError):
     """llama.cpp refused to load a model or create a context for another reason."""
 
     exit_code = 7
+
+
+class AttentionUnavailable(EntropicError):
+    """Attention was requested but this step's attention was not captured (or not usable)."""
+
+    exit_code = 8
+
+
+class ChatTemplateError(EntropicError):
+    """A chat template that cannot be used (does not parse, fails, unknown name/file).
+
+    ``exit_code`` is 5 (invalid model file) for a template from a GGUF file, 2 (usage) for one
+    the user named."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None, *, from_model: bool = False):
+        super().__init__(message, hint=hint)
+        if from_model:
+            self.exit_code = 5
+
+
+class UnsafeTemplateError(ChatTemplateError):
+    """A template that reaches for Python internals or files: blocked, never run."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the command line's signal handler. Handled like Ctrl-C (stop the
+    reply, keep and write what was made) but the process then exits with 143 (128 + 15)."""
+
+    exit_code = 143

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from .branching import roll_out
 from .engine import Engine, StopMatcher, Utf8Stream
+from .errors import ModelLoadError
 from .kernels import logit_stats
 from .samplers import Candidates, SamplerChain
 
@@ -123,9 +124,31 @@ class Generation:
         action and effective parameters). Written to ``path`` when given; returned."""
         text = "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in self.steps)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
+            write_text_atomic(path, text)
         return text
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` all or nothing: into a temporary file beside it,
+    then renamed over it. A full disk or any other error leaves ``path`` as it was (an older
+    file intact, never a cut line) and no temporary file behind. A path that exists and is
+    not a regular file (``/dev/stdout``, a pipe) is written directly."""
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 class SequenceState:
@@ -166,7 +189,11 @@ class SequenceState:
         this position (or None); ``branch(fork, logprobs)`` runs a ``Fork`` the chain asked
         for (``branching.roll_out``); without it the stage's own choice stands."""
         engine, chain = self.engine, self.chain
-        stats = logit_stats(raw, 1.0)
+        try:
+            stats = logit_stats(raw, 1.0)
+        except ValueError as e:  # NaN (or all -inf) straight from llama.cpp: not a sampler bug
+            raise ModelLoadError(f"llama.cpp decoded unusable logits ({e})",
+                                 hint="the model file or its metadata is broken; try another file") from None
         cands.reset(raw, stats)
         m = attention
         if m is not None:

@@ -638,10 +638,11 @@ def _check_path(p: Path, given: str) -> Path:
             f"files there: {', '.join(ggufs)}" if ggufs else "give the path of a .gguf file"
         )
         raise ModelNotFound(f"{given} is a directory, expected a .gguf file", hint=hint)
+    fix = "check the path, or give a model name: entropic-local models lists them"
     if not p.exists():
-        raise ModelNotFound(f"no such file: {given}")
+        raise ModelNotFound(f"no such file: {given}", hint=fix)
     if not p.is_file():
-        raise ModelNotFound(f"{given} is not a regular file, expected a .gguf file")
+        raise ModelNotFound(f"{given} is not a regular file, expected a .gguf file", hint=fix)
     return p.absolute()
 
 
@@ -875,6 +876,26 @@ class _Truncated(Exception):
     pass
 
 
+_MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
+
+
+def _check_hparams(p: Path, metadata: dict[str, Any]) -> None:
+    """Metadata values on which llama.cpp asserts, aborting the whole process, instead of
+    refusing the file: refused here first (found by tests/test_hostile.py)."""
+    arch = metadata.get("general.architecture")
+    if not isinstance(arch, str):
+        return
+    key = f"{arch}.block_count"
+    n = metadata.get(key)
+    if isinstance(n, int) and not 1 <= n <= _MAX_LAYERS:
+        raise InvalidModelFile(f"{p}: corrupt metadata: {key} = {n} (llama.cpp takes 1 to "
+                               f"{_MAX_LAYERS} layers)")
+    for key in (f"{arch}.attention.layer_norm_rms_epsilon", f"{arch}.attention.layer_norm_epsilon"):
+        eps = metadata.get(key)
+        if isinstance(eps, float) and not eps >= 0.0:
+            raise InvalidModelFile(f"{p}: corrupt metadata: {key} = {eps!r} (must be >= 0)")
+
+
 def _walk_gguf(p: Path, mm: mmap.mmap, size: int, version: int, n_tensors: int, n_kv: int) -> GGUFHeader:
     off = 24
     unpack_from = struct.unpack_from
@@ -955,6 +976,7 @@ def _walk_gguf(p: Path, mm: mmap.mmap, size: int, version: int, n_tensors: int, 
     alignment = metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise InvalidModelFile(f"{p}: corrupt metadata: general.alignment = {alignment!r}")
+    _check_hparams(p, metadata)
     data_offset = (off + alignment - 1) // alignment * alignment
     data_end = data_offset if tensors else off  # no tensors: no padded data section
     last = None

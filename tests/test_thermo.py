@@ -221,7 +221,8 @@ def test_spec_round_trip(spec):
 
 
 def test_canonical_forms():
-    assert str(SamplerChain.parse("free_energy:mode=window,w=3.0")) == "free_energy"
+    # the stage at its defaults keeps its dist: bare "free_energy" is the preset (t=0.8)
+    assert str(SamplerChain.parse("free_energy:mode=window,w=3.0")) == "free_energy,dist"
     assert str(SamplerChain.parse("thermostat:target=1.5")) == "thermostat=1.5"
     assert str(SamplerChain.parse("free_energy:mode=budget,eps=0.05")) == "free_energy:mode=budget"
     assert SamplerChain.parse("free_energy:mode=thermostat,target=2")["free_energy"].mode == "thermostat"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from ..cli import _CONTEXT_SETTINGS, build_chain, model_options, sampler_options, verbose_option
+from ..cli import _CONTEXT_SETTINGS, build_chain, clean_text, model_options, sampler_options, verbose_option
 from ..errors import UsageError
 
 
@@ -22,6 +23,14 @@ def _registry_template(name: str | None) -> str | None:
         return None
     entry = load_registry().get(name)
     return entry.template if entry is not None else None
+
+
+def _stdin_text():
+    """Standard input as UTF-8 text whatever the locale; invalid bytes become U+FFFD."""
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:
+        return sys.stdin
+    return io.TextIOWrapper(buf, encoding="utf-8", errors="replace")
 
 
 def _label(name: str | None, path: Path) -> str:
@@ -97,6 +106,7 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
     template, notice = select_template(chat_template, bos_token=bos, eos_token=eos, **tmpl_ctx)
 
     color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
+    system = clean_text(system) if system is not None else None
     session = ChatSession(m, template, chain, system=system, seed=seed, max_tokens=max_tokens,
                           color="entropy" if color else "off", template_context=tmpl_ctx)
     printer = Printer(sys.stdout, sys.stderr, color=color, interactive=interactive, verbose=verbose)
@@ -131,7 +141,7 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
         if interactive:
             code = run_interactive(chat)
         else:
-            code = run_batch(chat, sys.stdin, single=single)
+            code = run_batch(chat, _stdin_text(), single=single)
     finally:
         m.close()
     if code:

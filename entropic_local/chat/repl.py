@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 import click
 
-from ..errors import EntropicError, UsageError
+from ..errors import EntropicError, Terminated, UsageError
 from .session import COLOR_MODES, QUIET_ACTIONS, ChatSession, random_seed, settable_names
 from .templates import BUILTIN
 
@@ -224,12 +224,14 @@ class Chat:
         if reply.notice:
             p.notice(reply.notice)
         interrupted = False
+        terminated = None  # SIGTERM: wrap the reply up like Ctrl-C, then leave the chat
         try:
             try:
                 for step in reply:
                     p.step(step, s.color)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 interrupted = True
+                terminated = e if isinstance(e, Terminated) else None
                 reply.interrupt()
             except EntropicError as e:
                 reply.interrupt()
@@ -241,8 +243,9 @@ class Chat:
             if tail:
                 p.write(tail)
             stats = reply.finish()
-        except KeyboardInterrupt:  # a second Ctrl-C while wrapping up
+        except KeyboardInterrupt as e:  # a second Ctrl-C while wrapping up
             interrupted = True
+            terminated = terminated or (e if isinstance(e, Terminated) else None)
             stats = reply.finish()
         if interrupted:
             p.write(" " + p.style("[interrupted]", fg="red", bold=True) if p.interactive else "")
@@ -250,6 +253,8 @@ class Chat:
         p.dim(stats.line())
         if stats.finish == "context":
             p.notice("the context is full: the reply was cut; older turns will be dropped next time")
+        if terminated is not None:
+            raise terminated
         return not interrupted
 
     def _fail(self, e: BaseException) -> None:
@@ -463,7 +468,9 @@ def run_interactive(chat: Chat) -> int:
     while True:
         try:
             text = ps.prompt(">>> ")
-        except (EOFError, KeyboardInterrupt):
+        except (EOFError, KeyboardInterrupt) as e:
+            if isinstance(e, Terminated):
+                raise
             break
         msg = strip_block(text)
         if not msg.strip():
@@ -474,7 +481,9 @@ def run_interactive(chat: Chat) -> int:
                     break
             else:
                 chat.respond(msg)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            if isinstance(e, Terminated):
+                raise
             p.line(" [interrupted]", fg="red")
     p.line("bye", dim=True)
     return 0

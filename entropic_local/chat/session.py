@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ContextOverflow, EntropicError, InvalidSamplerSpec, UsageError
+from ..generation import write_text_atomic
 from ..samplers import STAGES, SamplerChain
 from ..samplers.spec import parse_number
 from .templates import ChatTemplate, select_template
@@ -449,11 +450,10 @@ class ChatSession:
         try:
             if p.parent and not p.parent.exists():
                 p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-            tmp.write_text(data, encoding="utf-8")
-            os.replace(tmp, p)
+            write_text_atomic(p, data)  # all or nothing: an older file stays whole
         except OSError as e:
-            raise UsageError(f"cannot save to {p}: {e.strerror or e}") from None
+            raise UsageError(f"cannot save to {p}: {e.strerror or e}",
+                             hint="free some space or choose another path") from None
         return p
 
     def load(self, path: str | os.PathLike) -> list[str]:
@@ -544,16 +544,18 @@ class ChatSession:
         if not self.last_steps:
             raise UsageError("no reply to trace yet")
         p = Path(path).expanduser()
+        lines = []
+        for s in self.last_steps:
+            d = s.to_dict()
+            for k, v in list(d.items()):
+                if isinstance(v, float) and not math.isfinite(v):
+                    d[k] = None
+            lines.append(json.dumps(d, ensure_ascii=False) + "\n")
         try:
-            with open(p, "w", encoding="utf-8") as f:
-                for s in self.last_steps:
-                    d = s.to_dict()
-                    for k, v in list(d.items()):
-                        if isinstance(v, float) and not math.isfinite(v):
-                            d[k] = None
-                    f.write(json.dumps(d, ensure_ascii=False) + "\n")
+            write_text_atomic(p, "".join(lines))  # all or nothing: never a cut line
         except OSError as e:
-            raise UsageError(f"cannot write {p}: {e.strerror or e}") from None
+            raise UsageError(f"cannot write {p}: {e.strerror or e}",
+                             hint="free some space or choose another path") from None
         return p, len(self.last_steps)
 
 

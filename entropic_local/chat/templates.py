@@ -48,7 +48,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ..errors import EntropicError
+from ..errors import ChatTemplateError, UnsafeTemplateError  # defined with every other error
 
 __all__ = [
     "BUILTIN",
@@ -65,24 +65,6 @@ FALLBACK = "plain"
 MAX_OUTPUT_CHARS = 4_000_000  # a rendered prompt longer than this is refused
 _MAX_REPEAT = 1_000_000       # longest string/list '*' may build
 _MAX_POWER_BITS = 4096        # largest integer '**' may build
-
-
-class ChatTemplateError(EntropicError):
-    """A chat template that cannot be used (does not parse, fails, unknown name/file).
-
-    ``exit_code`` is 5 (invalid model file) for a template from a GGUF file, 2 (usage) for one
-    the user named."""
-
-    exit_code = 2
-
-    def __init__(self, message: str, hint: str | None = None, *, from_model: bool = False):
-        super().__init__(message, hint=hint)
-        if from_model:
-            self.exit_code = 5
-
-
-class UnsafeTemplateError(ChatTemplateError):
-    """A template that reaches for Python internals or files: blocked, never run."""
 
 
 class _TemplateRaised(Exception):

@@ -62,7 +62,7 @@ from llvmlite import ir
 from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
-from ..errors import EntropicError, UsageError
+from ..errors import AttentionUnavailable, UsageError
 
 # --------------------------------------------------------------------------- ggml layout
 # struct ggml_tensor on 64-bit platforms (ggml.h): checked at run time by _check_layout().
@@ -117,12 +117,6 @@ F_MASK_TYPE = 8
 F_NOT_F32 = 16
 F_SCORES_NOT_F32 = 32
 F_SCORES_OVERFLOW = 64
-
-
-class AttentionUnavailable(EntropicError):
-    """Attention was requested but this step's attention was not captured (or not usable)."""
-
-    exit_code = 8
 
 
 # --------------------------------------------------------------------------- intrinsics

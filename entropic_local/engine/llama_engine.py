@@ -135,7 +135,6 @@ class Engine:
         self._batch = llama.llama_batch_init(self.n_batch, 0, max(1, int(n_seq_max)))
         self.tokens: list[int] = []
         self._pieces: dict[int, bytes] = {}
-        self._piece_buf = ctypes.create_string_buffer(256)
         self._saved_prompt: tuple[tuple[int, ...], np.ndarray] | None = None
         self._logits_override: np.ndarray | None = None
         self.n_seq_max = int(n_seq_max)
@@ -191,7 +190,9 @@ class Engine:
         if p is None:
             if not 0 <= token < self.n_vocab:
                 raise UsageError(f"token id {token} is outside the vocabulary (0..{self.n_vocab - 1})")
-            buf = self._piece_buf
+            # a buffer of this call's own: ctypes releases the GIL, and a shared one let two
+            # threads (detokenize beside a generation) cache each other's bytes
+            buf = ctypes.create_string_buffer(256)
             n = llama.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
             if n < 0:
                 buf = ctypes.create_string_buffer(-n)

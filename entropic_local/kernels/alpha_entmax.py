@@ -127,6 +127,7 @@ _LOG2E = 1.4426950408889634
 _TWO_OVER_LN2 = 2.8853900817779268  # 2/ln 2
 _SQRT2 = 1.4142135623730951
 _EXP2_MIN = -1023.0  # _exp2(-1023) == 0.0 exactly (zero exponent bits, f = 0)
+_F64_TINY = 2.2250738585072014e-308  # smallest normal float64 (_log2 needs a normal number)
 # 2^f on [-1/2, 1/2] = 1 + f (c1 + f (c2 + ...)): weighted least squares on Chebyshev
 # nodes, max relative error 7e-16.
 _E1 = 0.6931471805599501
@@ -260,10 +261,12 @@ def _d(x, off, sc):
 @numba.njit(inline="always", error_model="numpy", fastmath=FASTMATH)
 def _pow_e(w, e, w_min):
     """``w^e`` for ``w ≤ 1``, branch-free (so that the loops vectorise); exactly 0 when
-    ``w ≤ w_min = 2^(-1023/e)`` (every ``w ≤ 0`` included): the exponent is clamped at
-    -1023, where ``_exp2`` builds the bit pattern 0. Results below 2^-1022.5 flush to 0."""
-    t = e * _log2(max(w, w_min))
-    return _exp2(max(t, _EXP2_MIN))
+    ``w ≤ w_min = 2^(-1023/e)`` (every ``w ≤ 0`` included): the exponent is set to -1023,
+    where ``_exp2`` builds the bit pattern 0. Results below 2^-1022.5 flush to 0. (``w_min``
+    is subnormal for α above 1.999, where ``_log2`` does not hold: hence the select, not a
+    clamp of ``w`` at ``w_min``.)"""
+    t = e * _log2(max(w, _F64_TINY))
+    return _exp2(max(t, _EXP2_MIN) if w > w_min else _EXP2_MIN)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)

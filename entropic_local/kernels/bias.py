@@ -38,13 +38,13 @@ def apply_logit_bias(ids, logits, n, identity, bias_ids, bias_values):
             raise ValueError("NaN in logit bias")
         if j > 0 and bias_ids[j] <= bias_ids[j - 1]:
             raise ValueError("bias_ids must be sorted strictly ascending")
+        if identity and (bias_ids[j] < 0 or bias_ids[j] >= n):  # before any change
+            raise ValueError("token id out of range")
     if m == 0:
         return
     if identity:
         for j in range(m):
             t = bias_ids[j]
-            if t < 0 or t >= n:
-                raise ValueError("token id out of range")
             logits[t] = _biased(logits[t], bias_values[j])
     else:
         lo_id = bias_ids[0]

@@ -247,7 +247,8 @@ def weight_sum(logits, n, zmax, a):
 @numba.njit(cache=True)
 def stats_n(logits, n, temperature):
     """``logit_stats`` over logits[:n]."""
-    if not (temperature > 0.0 and temperature < np.inf):
+    # LOG2E / T must be finite too: a subnormal T would turn (z - max) * a into 0 * inf = NaN
+    if not (temperature > 0.0 and temperature < np.inf and LOG2E / temperature < np.inf):
         raise ValueError("temperature must be positive and finite")
     zmax = checked_max(logits, n)
     if zmax == np.inf:

@@ -78,7 +78,7 @@ def dynamic_temperature(logits, n, temp, delta, exponent):
         raise ValueError("exponent must be >= 0")
     zmax = checked_max(logits, n)
     if delta <= 0.0:
-        if temp <= 0.0:
+        if not (np.float32(temp) > 0.0):  # also a temp that rounds to 0 in float32
             _greedy_mask(logits, n)
             return 0.0
         scale_temperature(logits, n, temp)

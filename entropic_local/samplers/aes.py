@@ -98,7 +98,9 @@ from .. import kernels as _k
 from ..errors import InvalidSamplerSpec
 from ..kernels import entmax_candidates
 from .base import Candidates
-from .stages import INF, Dist, Param, _require_candidates, _scale, format_value, register_stage
+from .stages import (
+    INF, TINY_TEMPERATURE, Dist, Param, _require_candidates, _scale, format_value, register_stage,
+)
 
 __all__ = ["Entmax", "AES", "aes_alpha", "effective_alpha", "ALPHA_SNAP", "PRESETS_EXTRA",
            "sample_probs"]
@@ -181,7 +183,8 @@ class Entmax(Dist):
 
     def _entmax(self, cands: Candidates, alpha: float) -> np.ndarray:
         probs = self._buffer(max(cands.n, cands.n_vocab))
-        k = int(entmax_candidates(cands.ids, cands.logits, cands.n, alpha, self.t, probs))
+        t = max(self.t, TINY_TEMPERATURE)  # below it: the greedy limit (and 1/t may overflow)
+        k = int(entmax_candidates(cands.ids, cands.logits, cands.n, alpha, t, probs))
         if k != cands.n:
             cands.n = k
             cands.touch()

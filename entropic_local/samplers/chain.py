@@ -131,11 +131,22 @@ class SamplerChain(Sampler):
 
     # -- the Sampler interface ------------------------------------------------------------
     def apply(self, cands: Candidates) -> None:
-        for s in self._stages:
-            s.apply(cands)
-            if cands.selected >= 0:
-                return
-        self._fallback.apply(cands)
+        try:
+            for s in self._stages:
+                s.apply(cands)
+                if cands.selected >= 0:
+                    return
+            self._fallback.apply(cands)
+        except ValueError as e:
+            if "all logits are masked" not in str(e):
+                raise
+            # the model's logits had a live token (Candidates.reset checks): a stage masked
+            # every remaining candidate: logit_bias banned what the truncation kept, or a
+            # temperature far below 1 overflowed huge negative logits to -inf in float32
+            raise InvalidSamplerSpec(
+                f"the sampler chain '{self}' left no token to choose: every remaining candidate "
+                "is masked (-inf)", hint="ban tokens with logit_bias before truncating stages; "
+                "a temperature far below 1 can overflow huge logits") from None
 
     def accept(self, token: int) -> None:
         for s in self._stages:
@@ -172,11 +183,17 @@ class SamplerChain(Sampler):
 
     def spec(self) -> str:
         """The canonical spec; a final ``dist`` is implied, so it is left out unless it is
-        the whole chain (``top_k=40``, ``greedy``, ``dist``)."""
+        the whole chain (``top_k=40``, ``greedy``, ``dist``) or the rest would read as a
+        preset of another meaning (``free_energy,dist``: the stage at its defaults)."""
         stages = self._stages
         if len(stages) > 1 and type(stages[-1]) is Dist:
             stages = stages[:-1]
-        return format_spec(stages)
+        text = format_spec(stages)
+        if stages is not self._stages and PRESETS.get(text, text) != text:
+            # the bare name would read back as a preset of another meaning (the stage
+            # free_energy at its defaults is not the preset free_energy): keep the dist
+            text += ",dist"
+        return text
 
     def __str__(self) -> str:
         return self.spec()

@@ -713,7 +713,9 @@ class Entropix(Dist):
     def _set(self, **values: Any) -> None:
         for prm in self.params:
             v = values[prm.name]
-            setattr(self, prm.name, None if v is None else prm.check(self.name, v))
+            # None means "not given" only for the optional ones (default None)
+            unset = v is None and prm.default is None
+            setattr(self, prm.name, None if unset else prm.check(self.name, v))
 
     # -- spec ------------------------------------------------------------------------------
     @classmethod

@@ -238,6 +238,11 @@ class Penalties(Stage):
     def __init__(self, repeat: float = 1.0, freq: float = 0.0, presence: float = 0.0,
                  last_n: int = 64):
         self._set(repeat=repeat, freq=freq, presence=presence, last_n=last_n)
+        for key in ("repeat", "freq", "presence"):  # applied as float32, as in llama.cpp
+            v = getattr(self, key)
+            if not abs(v) <= _F32_MAX or (key == "repeat" and v < _F32_TINY):
+                raise InvalidSamplerSpec(
+                    f"penalties: {key}={format_value(v)} is outside float32's range")
         self._window: deque[int] = deque()
         self._counts = np.zeros(0, dtype=np.int32)
         self._seen = np.zeros(0, dtype=np.int32)
@@ -514,6 +519,7 @@ class MinP(Stage):
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
+_F32_TINY = float(np.finfo(np.float32).smallest_subnormal)  # smaller rounds to 0
 # Below this temperature sampling is greedy for any logit gap above 1e-28, and dividing
 # float32 logits by it could overflow to +inf (ties among several "+inf" tokens).
 TINY_TEMPERATURE = 1e-30

@@ -76,7 +76,9 @@ import numpy as np
 from .. import kernels as _k
 from ..errors import InvalidSamplerSpec
 from .base import Candidates
-from .stages import INF, Param, Stage, _require_candidates, _scale, format_value, register_stage
+from .stages import (
+    INF, TINY_TEMPERATURE, Param, Stage, _require_candidates, _scale, format_value, register_stage,
+)
 
 __all__ = ["FreeEnergy", "Thermostat", "MODES", "PRESETS_EXTRA", "solve_temperature"]
 
@@ -148,7 +150,8 @@ def solve_temperature(logits, n: int, target: float, t0: float, t_min: float, t_
     k = 0
     while k < iters:
         k += 1
-        _, _, h, v = _k.logit_stats(live, math.exp(x))
+        # below TINY_TEMPERATURE the distribution is the greedy limit (and 1/T may overflow)
+        _, _, h, v = _k.logit_stats(live, max(math.exp(x), TINY_TEMPERATURE))
         err = h - target
         if abs(err) <= TOLERANCE:
             return math.exp(x), k
@@ -304,7 +307,7 @@ class FreeEnergy(Stage):
                                              self.t_min, self.t_max, self.iters)
             else:
                 t = self.t
-            _, log_z, h, _ = _k.logit_stats(cands.logits[: cands.n], t)
+            _, log_z, h, _ = _k.logit_stats(cands.logits[: cands.n], max(t, TINY_TEMPERATURE))
             _scale(cands, t)
         self._last = {
             "free_energy": -t * float(log_z),
