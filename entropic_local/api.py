@@ -19,8 +19,9 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from .batching import BatchRequest, Prepared, cache_size, run_batch
 from .engine import Engine, set_verbose
-from .errors import EntropicError, UsageError
+from .errors import ContextOverflow, EntropicError, UsageError
 from .generation import DecodeLoop, Generation, Step
 from .registry import check_gguf_header, resolve_model
 from .samplers import Candidates, SamplerChain
@@ -95,6 +96,7 @@ class Model:
         self._cands = Candidates(engine.n_vocab)
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread whose stream holds the lock
+        self._batch: Engine | None = None  # the batch context, made on first use
 
     # -------------------------------------------------------------- properties
     @property
@@ -217,6 +219,101 @@ class Model:
         assert s.generation is not None
         return s.generation
 
+    # -------------------------------------------------------------- batches
+    def prepare(self, request, index: int = 0, *, max_tokens: int = 256,
+                sampler: str | SamplerChain | None = None, seed: int | None = None,
+                stop: list[str] | str | None = None) -> Prepared:
+        """Check and tokenise one batch request (a prompt or a ``BatchRequest``; its own
+        settings win over the keyword defaults). Raises the typed error of a bad request
+        (``UsageError``, ``InvalidSamplerSpec``, ``ContextOverflow``) before anything runs."""
+        r = request if isinstance(request, BatchRequest) else BatchRequest(request)
+        mt = r.max_tokens if r.max_tokens is not None else max_tokens
+        smp = r.sampler if r.sampler is not None else sampler
+        if isinstance(smp, SamplerChain):
+            smp = smp.clone()  # one chain (and random stream) per sequence
+        st = r.stop if r.stop is not None else stop
+        if isinstance(st, str):
+            st = [st]
+        chain, sd, tokens = self._prepare(r.prompt, mt, smp, r.seed if r.seed is not None else seed)
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflow(f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
+                                  hint="use a larger n_ctx or a shorter prompt")
+        text = r.prompt if isinstance(r.prompt, str) else self.engine.detokenize(tokens)
+        return Prepared(index, text, tokens, chain, sd, int(mt), st)
+
+    def iter_batch(
+        self,
+        prompts,
+        *,
+        sampler: str | SamplerChain | None = None,
+        max_tokens: int = 256,
+        seeds: list[int | None] | None = None,
+        stop: list[str] | str | None = None,
+        parallel: int = 8,
+    ) -> Iterator[tuple[int, Generation]]:
+        """Generate for many prompts at once; yields ``(index, Generation)`` as each one
+        finishes (continuous batching: ``parallel`` sequences decoded together, see
+        ``entropic_local.batching``). ``prompts`` holds texts, token-id lists or
+        ``BatchRequest`` objects (per-prompt settings); ``seeds[i]`` seeds prompt i (else
+        the model's seed, else a random one, reported in ``Generation.seed``). Every
+        request is checked before anything runs."""
+        prepared = self._prepare_all(prompts, sampler, max_tokens, seeds, stop)
+        return self.run_prepared(prepared, parallel)
+
+    def generate_batch(
+        self,
+        prompts,
+        *,
+        sampler: str | SamplerChain | None = None,
+        max_tokens: int = 256,
+        seeds: list[int | None] | None = None,
+        stop: list[str] | str | None = None,
+        parallel: int = 8,
+    ) -> list[Generation]:
+        """``iter_batch``, collected: the generations in input order."""
+        out: list[Generation | None] = [None] * len(prompts)
+        for i, g in self.iter_batch(prompts, sampler=sampler, max_tokens=max_tokens, seeds=seeds,
+                                    stop=stop, parallel=parallel):
+            out[i] = g
+        return out  # type: ignore[return-value]
+
+    def _prepare_all(self, prompts, sampler, max_tokens, seeds, stop) -> list[Prepared]:
+        prompts = list(prompts)
+        if seeds is not None and len(seeds) != len(prompts):
+            raise UsageError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+        return [self.prepare(p, i, max_tokens=max_tokens, sampler=sampler,
+                             seed=None if seeds is None else seeds[i], stop=stop)
+                for i, p in enumerate(prompts)]
+
+    def batch_engine(self, parallel: int, n_cells: int) -> Engine:
+        """The context batches run on: ``parallel`` sequences, ``n_cells`` KV cells, on this
+        model's weights. Kept and reused while big enough."""
+        be = self._batch
+        if be is None or be.n_seq_max < parallel or be.n_ctx < n_cells:
+            if be is not None:
+                be.close()
+                self._batch = None
+            self._batch = self.engine.sibling(n_ctx=n_cells, n_seq_max=parallel)
+        return self._batch
+
+    def run_prepared(self, prepared: list[Prepared], parallel: int) -> Iterator[tuple[int, Generation]]:
+        """Run requests made by ``prepare`` (their ``index`` fields numbered 0..n-1) with
+        continuous batching; yields ``(index, Generation)`` as each finishes."""
+        parallel = int(parallel)
+        if not 1 <= parallel <= 256:
+            raise UsageError(f"parallel must be between 1 and 256, got {parallel}")
+        if not prepared:
+            return iter(())
+        n_cells = cache_size(prepared, parallel, self.n_ctx)
+
+        def gen():
+            with self._use():  # one call at a time (see _use)
+                engine = self.batch_engine(min(parallel, len(prepared)), n_cells)
+                yield from run_batch(engine, prepared, parallel=min(parallel, len(prepared)),
+                                     n_ctx_seq=self.n_ctx, model_name=self.name)
+
+        return gen()
+
     def reset(self) -> None:
         """Forget the KV cache (the next prompt is decoded from scratch)."""
         with self._use():
@@ -232,6 +329,9 @@ class Model:
             self._close()
 
     def _close(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
         self.engine.close()
 
     def __enter__(self) -> "Model":

@@ -812,9 +812,7 @@ def test_every_exception_is_defined_in_errors_py():
             bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
             if bases & known and not any("Warning" in b for b in bases):
                 stray.append(f"{path.relative_to(ROOT)}: {node.name}")
-    # known, to move into errors.py (batch's SIGTERM error; errors.Terminated is the shared one)
-    known_strays = {"entropic_local/batch/command.py: BatchTerminated"}
-    assert set(stray) <= known_strays, sorted(set(stray) - known_strays)
+    assert not stray, sorted(stray)
     assert {"ModelNotFound", "InvalidModelFile", "InvalidSamplerSpec", "ContextOverflow", "UsageError",
             "ModelLoadError", "ChatTemplateError", "UnsafeTemplateError", "AttentionUnavailable",
             "Terminated"} <= {c.__name__ for c in _error_classes()}

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
 
 import click
 
-from ..cli import _CONTEXT_SETTINGS, build_chain, sampler_options, verbose_option
-from ..errors import EntropicError, UsageError
-
-
-class BatchTerminated(EntropicError):
-    """SIGTERM during a batch: the rows written so far are complete; rerun to resume."""
-
-    exit_code = 143
+from ..cli import _CONTEXT_SETTINGS, build_chain, sampler_options, signals_deferred, verbose_option
+from ..errors import UsageError
 
 
 @click.command("batch", context_settings=_CONTEXT_SETTINGS)
@@ -84,22 +76,16 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
     out = OutputFile(output_path).open()
     todo = [it for it in items if it.custom_id not in out.done]
     progress = Progress(total=len(items), done_before=len(items) - len(todo), out_path=output_path)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum, frame):
-        raise BatchTerminated(f"terminated: {progress.ok + progress.errors} rows written to {output_path}",
-                         hint="rerun the same command to resume")
-
-    signal.signal(signal.SIGTERM, on_term)
+    # SIGINT / SIGTERM (``cli.main`` turns SIGTERM into ``errors.Terminated``, a
+    # KeyboardInterrupt) land between rows, never inside one: every row is whole
+    write = _deferred_writer(out, progress)
     try:
         if out.repaired:
             click.echo(f"batch: cut a half-written last line ({out.repaired} bytes) off {output_path}",
                        err=True)
         for it in todo:
             if isinstance(it, BadLine):
-                row = error_row(it.custom_id, it.code, it.message)
-                out.write(row)
-                progress.add(row, 0)
+                write(error_row(it.custom_id, it.code, it.message), 0)
         jobs = [it for it in todo if not isinstance(it, BadLine)]
         if jobs:
             from ..registry import DEFAULT_MODEL, _looks_like_path, resolve_model
@@ -112,25 +98,37 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
                 from .ray_runner import run_ray
 
                 resolve_model(model)  # download once, on the driver, before the actors start
-                run_ray(model, {**load_kwargs, "n_threads": threads}, jobs, out, progress, defaults,
+                run_ray(model, {**load_kwargs, "n_threads": threads}, jobs, write, defaults,
                         parallel=parallel, actors=ray_actors, label=label, shard_size=shard_size)
             else:
                 from .. import load
 
                 m = load(model, n_threads=threads, **load_kwargs)
                 try:
-                    run_local(m, jobs, out, progress, defaults, parallel=parallel, model_label=label,
+                    run_local(m, jobs, write, defaults, parallel=parallel, model_label=label,
                               registry_name=model)
                 finally:
                     m.close()
-    except (KeyboardInterrupt, BatchTerminated):
+    except KeyboardInterrupt:
         progress.close()
-        click.echo(progress.line(), err=True)  # what was written before the signal
+        # what was written before the signal; cli.main adds "interrupted"/"terminated"
+        click.echo(progress.line() + "; rerun the same command to resume", err=True)
         raise
     else:
         progress.close()
         click.echo(progress.line(), err=True)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         progress.close()
         out.close()
+
+
+def _deferred_writer(out, progress):
+    """``write(row, completion_tokens)``: append a row and count it, with SIGINT/SIGTERM held
+    until both are done."""
+
+    def write(row, tokens: int) -> None:
+        with signals_deferred():
+            out.write(row)
+            progress.add(row, tokens)
+
+    return write

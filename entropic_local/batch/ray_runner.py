@@ -17,8 +17,7 @@ from typing import Any
 
 from ..errors import EntropicError, UsageError
 from .jobs import Job
-from .output import OutputFile
-from .runner import Defaults, Progress
+from .runner import Defaults
 
 
 def _ray():
@@ -47,9 +46,10 @@ class _Actor:
                              model_label=self.label, registry_name=self.registry_name))
 
 
-def run_ray(model_name: str | None, load_kwargs: dict[str, Any], jobs: list[Job], out: OutputFile,
-            progress: Progress, defaults: Defaults, *, parallel: int, actors: int, label: str,
+def run_ray(model_name: str | None, load_kwargs: dict[str, Any], jobs: list[Job], write,
+            defaults: Defaults, *, parallel: int, actors: int, label: str,
             shard_size: int | None = None) -> None:
+    """Run ``jobs`` on Ray actors; ``write(row, completion_tokens)`` appends each row."""
     ray = _ray()
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False,
@@ -91,8 +91,7 @@ def run_ray(model_name: str | None, load_kwargs: dict[str, Any], jobs: list[Job]
                 raise EntropicError(f"a Ray worker failed: {str(e).splitlines()[0]}",
                                     hint="rerun the same command to resume") from None
             for row, n in rows:
-                out.write(row)
-                progress.add(row, n)
+                write(row, n)
             submit(actor_index)
     finally:
         for a in pool:

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from ..batching import BatchRequest, Prepared
 from ..errors import ContextOverflow, EntropicError, InvalidSamplerSpec
 from .jobs import Job, derive_seed
-from .output import OutputFile, error_row, success_row
+from .output import error_row, success_row
 
 ERROR_CODES = {InvalidSamplerSpec: "invalid_sampler", ContextOverflow: "context_length_exceeded"}
 
@@ -166,9 +166,9 @@ class Progress:
                 f"({self.tps:.1f} tokens/s) -> {self.out_path}")
 
 
-def run_local(model, jobs: list[Job], out: OutputFile, progress: Progress, defaults: Defaults, *,
-              parallel: int, model_label: str, registry_name: str | None) -> None:
+def run_local(model, jobs: list[Job], write, defaults: Defaults, *, parallel: int, model_label: str,
+              registry_name: str | None) -> None:
+    """Run ``jobs`` on ``model``; ``write(row, completion_tokens)`` appends each row."""
     for row, n in rows_for(model, jobs, defaults, parallel=parallel, model_label=model_label,
                            registry_name=registry_name):
-        out.write(row)
-        progress.add(row, n)
+        write(row, n)

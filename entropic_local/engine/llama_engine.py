@@ -339,8 +339,8 @@ class Engine:
     def decode_entries(self, entries: list[tuple[int, int, int, bool]]) -> int:
         """One ``llama_decode`` of ``(token, pos, seq_id, want_logits)`` entries (at most
         ``n_batch``). Returns llama.cpp's code: 0 ok, 1 no room in the KV cache (nothing of
-        the batch was kept), other values are errors. Outputs are numbered in entry order
-        among those with ``want_logits``: read them with ``logits_at(i)``."""
+        the batch was kept), other values are errors. Read the logits of entry ``i`` (one
+        with ``want_logits``) with ``logits_at(i)``."""
         n = len(entries)
         if not 0 < n <= self.n_batch:
             raise UsageError(f"a batch holds 1..{self.n_batch} tokens, got {n}")
@@ -358,10 +358,10 @@ class Engine:
         return int(llama.llama_decode(self._ctx, b))
 
     def logits_at(self, i: int) -> np.ndarray:
-        """Logits of output ``i`` of the last ``decode_entries`` (zero-copy view)."""
+        """Logits of entry ``i`` of the last ``decode_entries`` (zero-copy view)."""
         ptr = llama.llama_get_logits_ith(self._ctx, int(i))
         if not ptr:
-            raise RuntimeError(f"no logits for output {i}")
+            raise RuntimeError(f"no logits for batch entry {i}")
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
     def seq_copy(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
