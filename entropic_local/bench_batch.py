@@ -87,6 +87,43 @@ def run_batch_bench(names, *, n_prompts=32, n_tokens=64, parallels=(1, 2, 4, 8, 
                               n_threads=n_threads, log=log) for n in names]
 
 
+def raw_decode_scaling(name: str, sizes=(1, 2, 4, 8, 16), steps: int = 40) -> list[tuple[int, float]]:
+    """llama.cpp alone: median ms of one ``llama_decode`` of N one-token sequences (no
+    sampling), the ceiling of what batching can gain on this machine."""
+    from . import load
+
+    m = load(name, n_ctx=512, seed=0)
+    e = m.engine.sibling(n_ctx=2048, n_seq_max=max(sizes))
+    out = []
+    try:
+        p = m.tokenize(PROMPTS[0])
+        for n in sizes:
+            for s in range(max(sizes)):
+                e.seq_remove(s)
+            if e.decode_entries([(t, j, s, j == len(p) - 1) for s in range(n) for j, t in enumerate(p)]) != 0:
+                raise RuntimeError("prefill failed")
+            times = []
+            for k in range(steps):
+                t0 = time.perf_counter()
+                if e.decode_entries([(1000 + s, len(p) + k, s, True) for s in range(n)]) != 0:
+                    raise RuntimeError("decode failed")
+                times.append(time.perf_counter() - t0)
+            out.append((n, statistics.median(times) * 1000))
+    finally:
+        e.close()
+        m.close()
+    return out
+
+
 if __name__ == "__main__":  # pragma: no cover
-    reps = run_batch_bench(sys.argv[1:] or ["smollm2-135m", "gemma3-270m"])
-    print(format_batch_report(reps))
+    # python -m entropic_local.bench_batch [--raw] [MODEL ...]
+    args = [a for a in sys.argv[1:] if a != "--raw"]
+    names = args or ["smollm2-135m", "gemma3-270m"]
+    if "--raw" in sys.argv[1:]:
+        for name in names:
+            rows = raw_decode_scaling(name)
+            base = rows[0][1]
+            print(name + ": " + "; ".join(f"N={n} {ms:.1f} ms/step, {n / ms * 1000:.0f} tok/s "
+                                          f"({n * base / ms:.2f}x)" for n, ms in rows))
+    else:
+        print(format_batch_report(run_batch_bench(names)))

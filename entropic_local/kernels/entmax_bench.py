@@ -130,5 +130,32 @@ def format_entmax_bench(d: dict) -> str:
     return "\n".join(lines)
 
 
+def model_logits(name: str, n_rows: int = 16) -> np.ndarray:
+    """Real logits: the raw distributions of ``n_rows`` consecutive generation steps of
+    model ``name`` (a path or a models.txt name) on a fixed prompt."""
+    import entropic_local as el  # only here: kernels never import the engine
+
+    m = el.load(name, n_ctx=512, seed=0, n_threads=1)
+    try:
+        eng = m.engine
+        eng.eval_prompt(m.tokenize("The history of the printing press begins in the fifteenth century,"))
+        rows = []
+        for _ in range(n_rows):
+            z = eng.logits().copy()
+            rows.append(z)
+            eng.eval_token(int(np.argmax(z)))
+        return np.stack(rows)
+    finally:
+        m.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    print(format_entmax_bench(run_entmax_bench()))
+    # python -m entropic_local.kernels.entmax_bench [MODEL]: synthetic logits, or real ones
+    import sys
+
+    if len(sys.argv) > 1:
+        d = run_entmax_bench(model_logits(sys.argv[1]))
+        d["source"] = f"real {sys.argv[1]} logits, 16 generation steps"
+        print(format_entmax_bench(d))
+    else:
+        print(format_entmax_bench(run_entmax_bench()))
