@@ -14,15 +14,19 @@ capped at the model's ``n_ctx``, the most a single generation may hold) fits nex
 others', so a decode never runs out of cells. The cache holds ``parallel`` × the largest
 reservation, rounded up to 256 cells.
 
-What is not batched: attention capture (the sibling context installs no hook, so
-attention metrics are absent and Entropix runs on logits alone) and branching
+What is not batched: attention capture and entmax attention (the sibling context installs
+no hook, so attention metrics are absent, Entropix runs on logits alone, and
+``attention_entmax`` does not apply) and branching
 (``entropix:fork`` needs sibling sequences of its own; in a batch the stage's own choice
 stands).
 
-Numerics: batching changes speed, not results, up to llama.cpp's batching noise. Measured
-(tests/test_batch.py): greedy outputs equal the single-prompt outputs on SmolLM2-135M;
-on Gemma 3 270M logits drift at the 1e-3 level when several sequences share a micro-batch
-(another matmul path), which can flip a near-tie (documented in the test).
+Numerics: batching changes speed, not results, up to llama.cpp's batching noise. With
+``parallel=1`` every sequence decodes as ``Model.generate`` does from an empty cache, and the
+outputs are bit-identical (tested on both models). With several sequences per micro-batch
+llama.cpp takes other matmul paths (a micro-batch's shape changes with what is mixed in it):
+logprobs move by up to ~0.3 nats and near-tied tokens can flip. Measured over 8 prompts × 32
+greedy tokens: 7/8 outputs identical on SmolLM2 at parallel 2, 5/8 at 8; 6/8 and 4/8 on
+Gemma 3 (tests/test_batch.py checks the bounds).
 """
 
 from __future__ import annotations
