@@ -114,3 +114,4 @@ def roll_out(engine: Engine, fork: Fork, first_logprobs: list[float], n_past: in
     best = max(range(k), key=lambda i: (scores[i], -i))
     return BranchResult(tokens[best], best, scores, logprob, entropy, decoded,
                         (time.perf_counter() - t0) * 1000, candidates=tokens)
+
