@@ -21,7 +21,7 @@ from typing import Iterator
 
 from .batching import BatchRequest, Prepared, cache_size, run_batch
 from .engine import Engine, set_verbose
-from .errors import ContextOverflow, EntropicError, UsageError
+from .errors import EntropicError, UsageError
 from .generation import DecodeLoop, Generation, Step
 from .registry import check_gguf_header, resolve_model
 from .samplers import Candidates, SamplerChain
@@ -235,9 +235,7 @@ class Model:
         if isinstance(st, str):
             st = [st]
         chain, sd, tokens = self._prepare(r.prompt, mt, smp, r.seed if r.seed is not None else seed)
-        if len(tokens) >= self.n_ctx:
-            raise ContextOverflow(f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
-                                  hint="use a larger n_ctx or a shorter prompt")
+        self.engine.check_fits(tokens)
         text = r.prompt if isinstance(r.prompt, str) else self.engine.detokenize(tokens)
         return Prepared(index, text, tokens, chain, sd, int(mt), st)
 
@@ -304,13 +302,14 @@ class Model:
             raise UsageError(f"parallel must be between 1 and 256, got {parallel}")
         if not prepared:
             return iter(())
-        n_cells = cache_size(prepared, parallel, self.n_ctx)
+        n_seq = min(parallel, len(prepared))
+        n_cells = cache_size(prepared, n_seq, self.n_ctx)
 
         def gen():
             with self._use():  # one call at a time (see _use)
-                engine = self.batch_engine(min(parallel, len(prepared)), n_cells)
-                yield from run_batch(engine, prepared, parallel=min(parallel, len(prepared)),
-                                     n_ctx_seq=self.n_ctx, model_name=self.name)
+                engine = self.batch_engine(n_seq, n_cells)
+                yield from run_batch(engine, prepared, parallel=n_seq, n_ctx_seq=self.n_ctx,
+                                     model_name=self.name)
 
         return gen()
 
@@ -367,18 +366,7 @@ class Stream:
                     self.steps.append(step)
                     yield step
         finally:
-            loop = self.loop
-            self.generation = Generation(
-                prompt=self.prompt,
-                text=loop.text,
-                token_ids=list(loop.token_ids),
-                steps=self.steps,
-                timings=loop.timings,
-                seed=self.seed,
-                sampler=str(self.chain),
-                finish_reason=loop.finish_reason,
-                model=self.model.name,
-            )
+            self.generation = self.loop.generation(self.prompt, self.steps, self.seed, self.model.name)
 
     @property
     def tail(self) -> str:

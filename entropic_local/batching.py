@@ -78,9 +78,14 @@ class _Live:
     t_first: float = 0.0
 
 
+def reservation(r: Prepared, n_ctx_seq: int) -> int:
+    """The KV cells a request may fill: its prompt and max_tokens, at most ``n_ctx_seq``."""
+    return min(len(r.tokens) + r.max_tokens, n_ctx_seq)
+
+
 def cache_size(requests: list[Prepared], parallel: int, n_ctx_seq: int) -> int:
     """Cells for ``parallel`` sequences of the largest reservation, rounded up to 256."""
-    need = max((min(len(r.tokens) + r.max_tokens, n_ctx_seq) for r in requests), default=16)
+    need = max((reservation(r, n_ctx_seq) for r in requests), default=16)
     cells = need * max(1, min(parallel, len(requests)))
     return max(256, -(-cells // 256) * 256)
 
@@ -103,7 +108,7 @@ def run_batch(engine: Engine, requests: Iterable[Prepared], *, parallel: int, n_
             # -- admit waiting prompts into free sequences, while their reservation fits
             while waiting and free:
                 r = waiting[0]
-                need = min(len(r.tokens) + r.max_tokens, n_ctx_seq)
+                need = reservation(r, n_ctx_seq)
                 if live and reserved + need > capacity:
                     break
                 if need > capacity:
@@ -163,16 +168,8 @@ def run_batch(engine: Engine, requests: Iterable[Prepared], *, parallel: int, n_
                 engine.seq_remove(seq)
                 free.append(seq)
                 reserved -= lv.need
-                yield lv.req.index, _generation(lv, model_name)
+                yield lv.req.index, lv.state.generation(lv.req.prompt, lv.steps, lv.req.seed, model_name)
     finally:
         for seq in list(live):
             engine.seq_remove(seq)
 
-
-def _generation(lv: _Live, model_name: str) -> Generation:
-    st, r = lv.state, lv.req
-    return Generation(
-        prompt=r.prompt, text=st.text, token_ids=list(st.token_ids), steps=lv.steps,
-        timings=st.timings, seed=r.seed, sampler=str(r.chain), finish_reason=st.finish_reason,
-        model=model_name,
-    )

@@ -52,6 +52,7 @@ class BranchResult:
     n_tokens: int              # tokens decoded for the branches
     ms: float
     skipped: str | None = None  # why nothing was branched, else None
+    candidates: tuple[int, ...] = ()  # Fork.tokens
 
     def info(self) -> dict:
         d = {"fork_tokens": [int(t) for t in self.candidates], "fork_chosen": self.token,
@@ -60,8 +61,6 @@ class BranchResult:
         if self.skipped:
             d["fork_skipped"] = self.skipped
         return d
-
-    candidates: tuple[int, ...] = ()
 
 
 def roll_out(engine: Engine, fork: Fork, first_logprobs: list[float], n_past: int) -> BranchResult:

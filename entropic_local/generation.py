@@ -252,6 +252,14 @@ class SequenceState:
             self.done = True
         return step
 
+    def generation(self, prompt: str, steps: list[Step], seed: int, model: str) -> Generation:
+        """The ``Generation`` of what this sequence made (``steps``: the Steps it returned)."""
+        return Generation(
+            prompt=prompt, text=self.text, token_ids=list(self.token_ids), steps=steps,
+            timings=self.timings, seed=seed, sampler=str(self.chain), finish_reason=self.finish_reason,
+            model=model,
+        )
+
     def finish(self) -> None:
         """End without a stop string: release the text held back (a possible stop-string
         prefix, an incomplete UTF-8 character) into the last step, so join(step.text) ==

@@ -88,11 +88,10 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
                 write(error_row(it.custom_id, it.code, it.message), 0)
         jobs = [it for it in todo if not isinstance(it, BadLine)]
         if jobs:
-            from ..registry import DEFAULT_MODEL, _looks_like_path, resolve_model
+            from ..chat.command import _label
+            from ..registry import resolve_model
 
-            label = model or DEFAULT_MODEL
-            if _looks_like_path(label):
-                label = os.path.basename(label)
+            label = _label(model)
             load_kwargs = {"n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "verbose": verbose}
             if use_ray:
                 from .ray_runner import run_ray

@@ -43,18 +43,13 @@ class ChatRenderer:
     sandboxed selection as ``entropic-local chat``), made once per model."""
 
     def __init__(self, model, registry_name: str | None):
-        from ..chat.command import _registry_template
-        from ..chat.session import ChatSession, special_token_text
-        from ..chat.templates import select_template
+        from ..chat.command import model_template, template_context
+        from ..chat.session import ChatSession
         from ..registry import check_gguf_header
         from ..samplers import SamplerChain
 
-        engine = model.engine
-        header = check_gguf_header(model.path)
-        template, _ = select_template(
-            None, gguf_template=header.chat_template, registry_template=_registry_template(registry_name),
-            model_label=model.name, bos_token=special_token_text(engine, "tokenizer.ggml.bos_token_id"),
-            eos_token=special_token_text(engine, "tokenizer.ggml.eos_token_id"))
+        tmpl_ctx = template_context(registry_name, model.path, check_gguf_header(model.path))
+        template, _ = model_template(model.engine, None, tmpl_ctx)
         self.session = ChatSession(model, template, SamplerChain.parse("greedy"))
 
     def tokens(self, messages: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
@@ -65,14 +60,11 @@ class ChatRenderer:
 
 
 def prepare_job(model, job: Job, defaults: Defaults, renderer_factory) -> Prepared:
-    from ..samplers import SamplerChain
+    from ..cli import build_chain
 
     st = job.settings
-    chain = SamplerChain.parse(st.get("sampler", defaults.sampler))
-    overrides = {k: v for k, v in (("temp", st.get("temperature")), ("top_p", st.get("top_p")),
-                                   ("top_k", st.get("top_k")), ("min_p", st.get("min_p"))) if v is not None}
-    if overrides:
-        chain = chain.with_params(**overrides)
+    chain = build_chain(st.get("sampler", defaults.sampler), st.get("temperature"), st.get("top_k"),
+                        st.get("top_p"), st.get("min_p"), None)
     seed = st.get("seed")
     if seed is None and defaults.seed is not None:
         seed = derive_seed(defaults.seed, job.custom_id)

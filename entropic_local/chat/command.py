@@ -33,14 +33,32 @@ def _stdin_text():
     return io.TextIOWrapper(buf, encoding="utf-8", errors="replace")
 
 
-def _label(name: str | None, path: Path) -> str:
+def _label(name: str | None, path: Path | None = None) -> str:
+    """How a model is named in messages and outputs: its registry name, or the file name of
+    a path (of ``path``, the resolved file, when given)."""
     from ..registry import DEFAULT_MODEL
 
     if name is None:
         return DEFAULT_MODEL
     from ..registry import _looks_like_path
 
-    return path.name if _looks_like_path(name) else name
+    return (path or Path(name)).name if _looks_like_path(name) else name
+
+
+def template_context(name: str | None, path: Path, header) -> dict:
+    """What ``select_template`` needs to know about a model (``header``: its checked GGUF
+    header), bos/eos aside: they are known once the vocabulary is loaded."""
+    return {"gguf_template": header.chat_template, "registry_template": _registry_template(name),
+            "model_label": _label(name, path)}
+
+
+def model_template(engine, override: str | None, tmpl_ctx: dict):
+    """``select_template`` for a loaded model, its bos/eos text filled in: (template, notice)."""
+    from .session import special_token_text
+    from .templates import select_template
+
+    return select_template(override, bos_token=special_token_text(engine, "tokenizer.ggml.bos_token_id"),
+                           eos_token=special_token_text(engine, "tokenizer.ggml.eos_token_id"), **tmpl_ctx)
 
 
 @click.command("chat", context_settings=_CONTEXT_SETTINGS)
@@ -75,7 +93,7 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
     from .. import load
     from ..registry import check_gguf_header, resolve_model
     from .repl import Chat, Printer, run_batch, run_interactive
-    from .session import ChatSession, special_token_text
+    from .session import ChatSession
     from .templates import select_template
 
     if model_arg and model and model_arg != model:
@@ -91,9 +109,8 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
 
     path = resolve_model(name)
     header = check_gguf_header(path)
-    label = _label(name, path)
-    tmpl_ctx = {"gguf_template": header.chat_template, "registry_template": _registry_template(name),
-                "model_label": label}
+    tmpl_ctx = template_context(name, path, header)
+    label = tmpl_ctx["model_label"]
     # Check the template before loading the weights: a broken or hostile template is reported
     # at once (bos/eos are filled in below, once the vocabulary is loaded).
     select_template(chat_template, **tmpl_ctx)
@@ -101,9 +118,8 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
     m = load(path, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, verbose=verbose, **load_kwargs)
     m.name = label
     engine = m.engine
-    bos = special_token_text(engine, "tokenizer.ggml.bos_token_id")
-    eos = special_token_text(engine, "tokenizer.ggml.eos_token_id")
-    template, notice = select_template(chat_template, bos_token=bos, eos_token=eos, **tmpl_ctx)
+    template, notice = model_template(engine, chat_template, tmpl_ctx)
+    bos, eos = template.bos_token, template.eos_token  # the model's, as the template got them
 
     color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
     system = clean_text(system) if system is not None else None

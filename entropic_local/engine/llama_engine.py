@@ -230,9 +230,20 @@ class Engine:
             raise RuntimeError("no logits available: nothing has been decoded")
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
+    def _submit(self, entries) -> int:
+        """Fill the batch with ``(token, pos, seq_id, want_logits)`` entries and decode it."""
+        b = self._batch
+        for j, (t, pos, seq, want) in enumerate(entries):
+            b.token[j] = t
+            b.pos[j] = pos
+            b.n_seq_id[j] = 1
+            b.seq_id[j][0] = seq
+            b.logits[j] = 1 if want else 0
+        b.n_tokens = len(entries)
+        return int(llama.llama_decode(self._ctx, b))
+
     def _decode(self, tokens: list[int], start: int) -> None:
         """Decode ``tokens`` at positions ``start...``, in chunks of n_batch; logits for the last."""
-        b = self._batch
         n_total = len(tokens)
         if self._attn is not None:  # attention capture (issue 3): new decode stamp
             self._attn.begin()
@@ -240,17 +251,9 @@ class Engine:
         while i < n_total:
             chunk = tokens[i : i + self.n_batch]
             n = len(chunk)
-            for j, t in enumerate(chunk):
-                b.token[j] = t
-                b.pos[j] = start + i + j
-                b.n_seq_id[j] = 1
-                b.seq_id[j][0] = 0
-                b.logits[j] = 0
-            if i + n == n_total:
-                b.logits[n - 1] = 1
-            b.n_tokens = n
+            last = n - 1 if i + n == n_total else -1
             try:
-                rc = llama.llama_decode(self._ctx, b)
+                rc = self._submit([(t, start + i + j, 0, j == last) for j, t in enumerate(chunk)])
             except BaseException:
                 # Ctrl-C lands between bytecodes, possibly right after the decode: drop this
                 # chunk from the cache so `tokens` and the KV cache never disagree.
@@ -276,11 +279,7 @@ class Engine:
         """
         if not tokens:
             raise UsageError("empty prompt: nothing to evaluate")
-        if len(tokens) >= self.n_ctx:
-            raise ContextOverflow(
-                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
-                hint="use a larger --n-ctx or a shorter prompt",
-            )
+        self.check_fits(tokens)
         self._logits_override = None
         cached = self.tokens
         n_keep = 0
@@ -305,6 +304,14 @@ class Engine:
         if self._attn is not None:  # attention capture (issue 3)
             self._saved_attn = self._attn.snapshot()
         return len(tokens) - n_keep
+
+    def check_fits(self, tokens: list[int]) -> None:
+        """``ContextOverflow`` when a prompt of ``tokens`` leaves no room to generate."""
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflow(
+                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
+                hint="use a larger --n-ctx or a shorter prompt",
+            )
 
     def eval_token(self, token: int) -> None:
         """Append one token to the cache and compute its logits."""
@@ -344,18 +351,10 @@ class Engine:
         n = len(entries)
         if not 0 < n <= self.n_batch:
             raise UsageError(f"a batch holds 1..{self.n_batch} tokens, got {n}")
-        b = self._batch
-        for j, (t, pos, seq, want) in enumerate(entries):
-            b.token[j] = t
-            b.pos[j] = pos
-            b.n_seq_id[j] = 1
-            b.seq_id[j][0] = seq
-            b.logits[j] = 1 if want else 0
-        b.n_tokens = n
         self._logits_override = None
         if self._attn is not None:  # attention capture (issue 3): new decode stamp
             self._attn.begin()
-        return int(llama.llama_decode(self._ctx, b))
+        return self._submit(entries)
 
     def logits_at(self, i: int) -> np.ndarray:
         """Logits of entry ``i`` of the last ``decode_entries`` (zero-copy view)."""
