@@ -320,21 +320,30 @@ def _capture(t_ptr, kind, slot, ctrl):
     info[slot, I_STAMP] = ctrl[C_STAMP]
 
 
-@cfunc(types.boolean(types.voidptr, types.boolean, types.voidptr), cache=True)
-def _eval_callback(t, ask, ud):
-    ctrl = carray(ud, (C_LEN,), np.int64)
+@njit(cache=True)
+def _wanted(t, ask, ctrl):
+    """(kind, slot) of graph node ``t`` when this capture wants it (kind 1: probabilities,
+    2: scores), else (0, -1); counts the asks. The part of the eval callback both callbacks
+    (this one and engine/attention_entmax.py's) share."""
     if ask:
         ctrl[C_ASKS] += 1
     name = carray(t, (OFF_NAME + 64,), np.uint8)[OFF_NAME:]
     if name[0] != 107 or name[1] != 113:  # fast reject: not "kq..."
-        return False
+        return 0, -1
     kind, il = _parse(name)
     if kind == 0 or il >= ctrl[C_NLAYER] or ctrl[C_K] == 0:
-        return False
+        return 0, -1
     slot = carray(_vp(ctrl[C_SLOTS]), (ctrl[C_NLAYER],), np.int32)[il]
-    if slot < 0:
-        return False
-    if kind == 2 and ctrl[C_WANT_SCORES] == 0:
+    if slot < 0 or (kind == 2 and ctrl[C_WANT_SCORES] == 0):
+        return 0, -1
+    return kind, slot
+
+
+@cfunc(types.boolean(types.voidptr, types.boolean, types.voidptr), cache=True)
+def _eval_callback(t, ask, ud):
+    ctrl = carray(ud, (C_LEN,), np.int64)
+    kind, slot = _wanted(t, ask, ctrl)
+    if kind == 0:
         return False
     if ask:
         return True

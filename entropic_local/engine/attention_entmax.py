@@ -123,17 +123,11 @@ from ..errors import UsageError
 from ..kernels.alpha_entmax import entmax as _entmax
 from ..kernels.stats import bits_f64 as _bits_f64
 from .attention import (
-    C_ASKS,
     C_GET,
     C_GET2D,
-    C_K,
     C_LEN,
-    C_NLAYER,
-    C_SLOTS,
-    C_WANT_SCORES,
     GGML_TYPE_F16,
     GGML_TYPE_F32,
-    OFF_NAME,
     OFF_SRC,
     AttentionCapture,
     _addr,
@@ -141,8 +135,8 @@ from .attention import (
     _call_get2d,
     _capture,
     _ggml_addresses,
-    _parse,
     _vp,
+    _wanted,
 )
 
 __all__ = [
@@ -447,18 +441,8 @@ def _entmax_eval_callback(t, ask, ud):
     """attention.py's callback, plus the entmax write-back before the capture reads the row."""
     ectrl = carray(ud, (E_LEN,), np.int64)
     ctrl = carray(_vp(ectrl[E_CTRL]), (C_LEN,), np.int64)
-    if ask:
-        ctrl[C_ASKS] += 1
-    name = carray(t, (OFF_NAME + 64,), np.uint8)[OFF_NAME:]
-    if name[0] != 107 or name[1] != 113:  # fast reject: not "kq..."
-        return False
-    kind, il = _parse(name)
-    if kind == 0 or il >= ctrl[C_NLAYER] or ctrl[C_K] == 0:
-        return False
-    slot = carray(_vp(ctrl[C_SLOTS]), (ctrl[C_NLAYER],), np.int32)[il]
-    if slot < 0:
-        return False
-    if kind == 2 and ctrl[C_WANT_SCORES] == 0:
+    kind, slot = _wanted(t, ask, ctrl)
+    if kind == 0:
         return False
     if ask:
         return True
