@@ -24,9 +24,10 @@ Numerics: batching changes speed, not results, up to llama.cpp's batching noise.
 ``parallel=1`` every sequence decodes as ``Model.generate`` does from an empty cache, and the
 outputs are bit-identical (tested on both models). With several sequences per micro-batch
 llama.cpp takes other matmul paths (a micro-batch's shape changes with what is mixed in it):
-logprobs move by up to ~0.3 nats and near-tied tokens can flip. Measured over 8 prompts × 32
-greedy tokens: 7/8 outputs identical on SmolLM2 at parallel 2, 5/8 at 8; 6/8 and 4/8 on
-Gemma 3 (tests/test_batch.py checks the bounds).
+logprobs move by up to ~0.3 nats and near-tied tokens can flip. Measured with
+``python -m entropic_local.bench_batch --noise`` (8 prompts × 32 greedy tokens): identical
+outputs at parallel 1 / 2 / 8: SmolLM2 8/8, 8/8, 1/8; Gemma 3 8/8, 5/8, 4/8; every
+divergence a near-tie (tests/test_batch.py checks the bounds).
 """
 
 from __future__ import annotations

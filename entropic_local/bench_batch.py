@@ -115,11 +115,36 @@ def raw_decode_scaling(name: str, sizes=(1, 2, 4, 8, 16), steps: int = 40) -> li
     return out
 
 
+def batching_noise(name: str, parallels=(1, 2, 8), n_prompts: int = 8, n_tokens: int = 32) -> list[str]:
+    """How many greedy batch outputs equal single runs (each from an empty cache), per
+    ``parallel``: batching changes llama.cpp's matmul paths, which can flip near-ties."""
+    from . import load
+
+    m = load(name, n_ctx=512, seed=0)
+    try:
+        prompts = PROMPTS[:n_prompts]
+        single = []
+        for p in prompts:
+            m.reset()
+            single.append(m.generate(p, max_tokens=n_tokens, sampler="greedy").token_ids)
+        out = []
+        for par in parallels:
+            got = m.generate_batch(prompts, max_tokens=n_tokens, sampler="greedy", parallel=par)
+            same = sum(a == g.token_ids for a, g in zip(single, got))
+            out.append(f"parallel {par}: {same}/{len(prompts)} identical")
+        return out
+    finally:
+        m.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    # python -m entropic_local.bench_batch [--raw] [MODEL ...]
-    args = [a for a in sys.argv[1:] if a != "--raw"]
+    # python -m entropic_local.bench_batch [--raw | --noise] [MODEL ...]
+    args = [a for a in sys.argv[1:] if a not in ("--raw", "--noise")]
     names = args or ["smollm2-135m", "gemma3-270m"]
-    if "--raw" in sys.argv[1:]:
+    if "--noise" in sys.argv[1:]:
+        for name in names:
+            print(f"{name}: " + "; ".join(batching_noise(name)))
+    elif "--raw" in sys.argv[1:]:
         for name in names:
             rows = raw_decode_scaling(name)
             base = rows[0][1]
