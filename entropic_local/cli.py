@@ -58,7 +58,7 @@ def model_options(f):
         click.option("--n-ctx", type=click.IntRange(min=0), default=None,
                      help="Context size in tokens (default: min(4096, the model's training context))."),
         click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
-                     help="CPU threads (default: the number of physical cores)."),
+                     help="CPU threads (default: $ENTROPIC_LOCAL_THREADS, else the number of physical cores)."),
         click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
                      help="Layers to offload to the GPU (-1: all)."),
         click.option("--attention", default=None, metavar="last|all|3,7,11",

@@ -16,6 +16,8 @@ import threading
 
 import llama_cpp as llama  # the low-level ctypes API of llama-cpp-python
 
+from ..errors import UsageError
+
 _verbose = False
 _recent_errors: collections.deque[str] = collections.deque(maxlen=20)
 _init_lock = threading.Lock()
@@ -58,6 +60,25 @@ def recent_errors() -> list[str]:
     out = [e for e in _recent_errors if e]
     _recent_errors.clear()
     return out
+
+
+THREADS_ENV = "ENTROPIC_LOCAL_THREADS"
+
+
+def default_threads() -> int:
+    """The thread count used when none is given: ``$ENTROPIC_LOCAL_THREADS`` when it is set
+    to a positive integer, else the physical cores (``physical_cores``)."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise UsageError(f"{THREADS_ENV}={raw!r} is not a positive integer",
+                             hint=f"unset it or set it to a thread count, e.g. {THREADS_ENV}=2")
+        return n
+    return physical_cores()
 
 
 def physical_cores() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ContextOverflow, InvalidModelFile, ModelLoadError, UsageError
-from .backend import ensure_backend, llama, physical_cores, recent_errors
+from .backend import default_threads, ensure_backend, llama, recent_errors
 
 DEFAULT_N_CTX = 4096
 
@@ -83,7 +83,7 @@ class Engine:
         self.n_ctx_train = int(llama.llama_model_n_ctx_train(self._model))
         if n_ctx is None or int(n_ctx) == 0:
             n_ctx = min(DEFAULT_N_CTX, self.n_ctx_train) if self.n_ctx_train > 0 else DEFAULT_N_CTX
-        self.n_threads = int(n_threads) if n_threads else physical_cores()
+        self.n_threads = int(n_threads) if n_threads else default_threads()
         self.n_threads_batch = int(n_threads_batch) if n_threads_batch else self.n_threads
 
         cparams = llama.llama_context_default_params()
