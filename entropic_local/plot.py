@@ -104,7 +104,7 @@ def read_trace(path: str | os.PathLike) -> list[dict[str, Any]]:
 def load_thresholds(spec: str):
     """Entropix thresholds from a family name (``llama``, ``gemma3``...), ``generic``,
     ``upstream`` or a thresholds JSON file."""
-    from .samplers.entropix import FAMILY_THRESHOLDS, GENERIC, UPSTREAM, Thresholds
+    from .samplers.entropix_thresholds import FAMILY_THRESHOLDS, GENERIC, UPSTREAM, Thresholds
 
     named = {"generic": GENERIC, "upstream": UPSTREAM, **FAMILY_THRESHOLDS}
     if spec in named:
