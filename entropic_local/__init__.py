@@ -1,11 +1,18 @@
 """entropic-local: run GGUF models locally with entropy-aware samplers.
 
-Layers (imports flow one way): ``kernels`` (numba) ← ``samplers`` ← ``engine`` (llama.cpp)
-← front ends (this API, the ``entropic-local`` command).
+Layers (imports flow one way): ``kernels`` (numba) ← ``samplers`` and ``engine``
+(llama.cpp; siblings) ← ``decode`` (the loops) ← front ends (this API, the
+``entropic-local`` command, chat, batch, evaluation, bench). See ``docs/architecture.md``.
+
+The names below are loaded on first use: ``import entropic_local.kernels`` (or the
+samplers) does not load llama.cpp.
 """
 
-from .api import Model, Stream, load
-from .batching import BatchRequest
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .errors import (
     ContextOverflow,
     EntropicError,
@@ -15,13 +22,31 @@ from .errors import (
     ModelNotFound,
     UsageError,
 )
-from .generation import Generation, Step, Timings
-from .samplers import SamplerChain
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "load": ".api", "Model": ".api", "Stream": ".api",
+    "BatchRequest": ".decode.batched",
+    "Generation": ".decode.sequence", "Step": ".decode.sequence", "Timings": ".decode.sequence",
+    "SamplerChain": ".samplers.chain",
+}
 
 __all__ = [
     "load", "Model", "Stream", "Generation", "Step", "Timings", "SamplerChain", "BatchRequest",
     "EntropicError", "UsageError", "InvalidSamplerSpec", "ModelNotFound",
     "InvalidModelFile", "ContextOverflow", "ModelLoadError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -19,12 +19,14 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from .batching import BatchRequest, Prepared, cache_size, run_batch
+from .decode.batched import BatchRequest, Prepared, batched_generations, cache_size
+from .decode.sequence import Generation, Step
+from .decode.single import DecodeLoop
 from .engine import Engine, set_verbose
 from .errors import EntropicError, UsageError
-from .generation import DecodeLoop, Generation, Step
 from .registry import check_gguf_header, resolve_model
-from .samplers import Candidates, SamplerChain
+from .samplers.candidates import Candidates
+from .samplers.chain import SamplerChain
 
 DEFAULT_SAMPLER = "llama"
 
@@ -125,10 +127,11 @@ class Model:
             raise UsageError("the model is closed", hint="load it again with entropic_local.load()")
 
     @contextlib.contextmanager
-    def _use(self) -> Iterator[None]:
-        """Hold the model for one call. Another thread waits its turn; the thread that is
-        still iterating a stream of this model, or any call on a closed model, is refused
-        with a ``UsageError`` (never a deadlock, never a crash inside llama.cpp)."""
+    def hold(self) -> Iterator[None]:
+        """Hold the model for one call (``with model.hold(): ...``, to drive ``model.engine``
+        directly). Another thread waits its turn; the thread that is still iterating a
+        stream of this model, or any call on a closed model, is refused with a
+        ``UsageError`` (never a deadlock, never a crash inside llama.cpp)."""
         me = threading.get_ident()
         if self._owner == me:
             raise UsageError("this thread is still iterating another stream of this model",
@@ -249,7 +252,7 @@ class Model:
     ) -> Iterator[tuple[int, Generation]]:
         """Generate for many prompts at once; yields ``(index, Generation)`` as each one
         finishes (continuous batching: ``parallel`` sequences decoded together, see
-        ``entropic_local.batching``). ``prompts`` holds texts, token-id lists or
+        ``entropic_local.decode.batched``). ``prompts`` holds texts, token-id lists or
         ``BatchRequest`` objects (per-prompt settings); ``seeds[i]`` seeds prompt i (else
         the model's seed, else a random one, reported in ``Generation.seed``). Every
         request is checked before anything runs."""
@@ -304,16 +307,16 @@ class Model:
         n_cells = cache_size(prepared, n_seq, self.n_ctx)
 
         def gen():
-            with self._use():  # one call at a time (see _use)
+            with self.hold():  # one call at a time (see hold)
                 engine = self.batch_engine(n_seq, n_cells)
-                yield from run_batch(engine, prepared, parallel=n_seq, n_ctx_seq=self.n_ctx,
-                                     model_name=self.name)
+                yield from batched_generations(engine, prepared, parallel=n_seq, n_ctx_seq=self.n_ctx,
+                                               model_name=self.name)
 
         return gen()
 
     def reset(self) -> None:
         """Forget the KV cache (the next prompt is decoded from scratch)."""
-        with self._use():
+        with self.hold():
             self.engine.clear()
 
     def close(self) -> None:
@@ -359,7 +362,7 @@ class Stream:
             raise EntropicError("a Stream can be iterated only once")
         self._started = True
         try:
-            with self.model._use():  # one call at a time (see Model._use)
+            with self.model.hold():  # one call at a time (see Model.hold)
                 for step in self.loop:
                     self.steps.append(step)
                     yield step

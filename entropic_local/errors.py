@@ -57,6 +57,13 @@ class ModelLoadError(EntropicError):
     exit_code = 7
 
 
+class DecodeError(EntropicError):
+    """llama.cpp failed to decode (an error code from ``llama_decode``, or logits that came
+    back NaN: a broken model file)."""
+
+    exit_code = 7
+
+
 class AttentionUnavailable(EntropicError):
     """Attention was requested but this step's attention was not captured (or not usable)."""
 

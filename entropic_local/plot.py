@@ -1,4 +1,4 @@
-"""``entropic-local plot TRACE.jsonl``: draw a per-step trace written by ``generate --trace``.
+"""Drawing a per-step trace written by ``generate --trace`` (``entropic-local plot``).
 
 A trace is JSON Lines, one object per generated token (``Step.to_dict``): ``index``,
 ``entropy`` (nats), ``varentropy`` (nats²), ``logprob`` and, when they were recorded, the
@@ -29,11 +29,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import click
 
 from .errors import EntropicError, UsageError
 
-__all__ = ["read_trace", "plot_trace", "plot_command", "FORMATS", "MATPLOTLIB_MISSING"]
+__all__ = ["read_trace", "plot_trace", "load_thresholds", "output_path", "FORMATS", "MATPLOTLIB_MISSING"]
 
 FORMATS = (".png", ".svg", ".pdf")
 MATPLOTLIB_MISSING = "matplotlib is not installed: pip install 'entropic-local[plot]'"
@@ -302,37 +301,3 @@ def plot_trace(steps: list[dict[str, Any]], out: str | os.PathLike, *, bits: boo
     finally:
         plt.close(fig)
     return out
-
-
-def _set_verbose(ctx, param, value):
-    if value:  # the cli module is imported lazily: this module must import on its own
-        from . import cli
-
-        cli._verbose = True
-    return value
-
-
-@click.command("plot", context_settings={"help_option_names": ["-h", "--help"],
-                                         "max_content_width": 100})
-@click.argument("trace", metavar="TRACE.jsonl", type=click.Path(dir_okay=True))
-@click.option("-o", "--output", default=None, metavar="FILE",
-              help="Image to write: .png, .svg or .pdf by suffix (default: TRACE with .png).")
-@click.option("--bits", is_flag=True, help="Show entropies in bits (the trace is in nats).")
-@click.option("--thresholds", default=None, metavar="FAMILY|FILE",
-              help="Draw Entropix thresholds on the scatter: llama, gemma3, generic, upstream "
-                   "or a thresholds JSON file.")
-@click.option("--title", default=None, help="Figure title (default: the trace's file name).")
-@click.option("--verbose", "-v", is_flag=True, callback=_set_verbose,
-              help="Full tracebacks on errors.")
-def plot_command(trace, output, bits, thresholds, title, verbose):
-    """Plot a per-token trace written by 'generate --trace': logit (and attention) entropy
-    and varentropy over the tokens, the sampler's action per step, and an entropy /
-    varentropy quadrant scatter. Needs matplotlib (pip install 'entropic-local[plot]')."""
-    from .cli import _check_writable
-
-    out = output_path(trace, output)
-    steps = read_trace(trace)
-    th = load_thresholds(thresholds) if thresholds is not None else None
-    _check_writable(str(out))
-    written = plot_trace(steps, out, bits=bits, thresholds=th, title=title or Path(trace).name)
-    click.echo(str(written))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import entropic_local as el
-from entropic_local.branching import roll_out
+from entropic_local.decode.branching import roll_out
 from entropic_local.kernels import logit_stats
 from entropic_local.samplers import Candidates, Fork, SamplerChain
 from entropic_local.samplers.entropix import Entropix

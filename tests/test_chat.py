@@ -19,10 +19,11 @@ import pytest
 from entropic_local.chat.repl import (
     Chat, Printer, block_open, entropy_colour, history_path, prob_colour, strip_block,
 )
-from entropic_local.chat.session import ChatSession, ReplyStats, special_token_text
+from entropic_local.chat.session import ChatSession, ReplyStats
+from entropic_local.chat.templates import special_token_text
 from entropic_local.chat.templates import ChatTemplateError, select_template
 from entropic_local.errors import ContextOverflow, InvalidSamplerSpec, UsageError
-from entropic_local.generation import Step
+from entropic_local.decode.sequence import Step
 from entropic_local.registry import check_gguf_header
 from entropic_local.samplers import SamplerChain
 

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from entropic_local.kernels import alpha_entmax as em
 from entropic_local.kernels import entmax_reference as ref
-from entropic_local.kernels.entmax_bench import format_entmax_bench, run_entmax_bench
 
 F32 = np.float32
 ALPHAS = (1.0, 1.01, 1.1, 1.25, 1.33, 1.5, 1.75, 2.0)
@@ -382,18 +381,3 @@ def test_property_matches_reference(z, alpha, temperature, masked):
     kc, ids, logits, probs, _, _ = cand(z, alpha, temperature)
     assert kc == k
     np.testing.assert_allclose(probs[:kc], out[ids[:kc]], atol=1e-12)
-
-
-# ---------------------------------------------------------------------------------------------
-# the benchmark harness (smoke test; the timing targets are checked by running it)
-
-
-def test_bench_smoke():
-    z = spiky(np.random.default_rng(41), 8192)
-    d = run_entmax_bench(z, alphas=(1.1, 1.5, 2.0), repeats=3, ref_repeats=1)
-    assert d["n"] == 8192 and d["source"] == "given" and len(d["results"]) == 3
-    for r in d["results"]:
-        assert r["kernel_ms"] > 0 and r["reference_ms"] > 0 and r["max_abs_diff"] < 1e-6
-        assert 1 <= r["support"] <= r["survivors"]
-    text = format_entmax_bench(d)
-    assert "speedup" in text and "1.5" in text

@@ -17,7 +17,8 @@ from entropic_local.evaluation.calibrate import calibrate
 from entropic_local.samplers import entropix_thresholds as ex
 from entropic_local.samplers.entropix_thresholds import FAMILY_THRESHOLDS, GENERIC, LN2, UPSTREAM, Thresholds
 from entropic_local.samplers.params import quote_text
-from entropic_local.samplers.stages.entropix import ACTIONS, QUADRANTS, Entropix
+from entropic_local.samplers.entropix_policy import ACTIONS, QUADRANTS
+from entropic_local.samplers.stages.entropix import Entropix
 
 # thresholds for the crafted distributions below
 TH = dict(low_ent=0.5, med_ent=2.0, high_ent=4.0, low_vent=0.5, high_vent=3.0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import entropic_local as el
-from entropic_local.engine import StopMatcher, Utf8Stream
+from entropic_local.decode.text import StopMatcher, Utf8Stream
 
 PROMPT = "The three most important inventions in history are"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from entropic_local import registry
+from entropic_local.registry import cache as registry_cache
 from entropic_local.errors import InvalidModelFile, ModelNotFound, UsageError
 from entropic_local.registry import (
     DEFAULT_MODEL,
@@ -69,15 +70,15 @@ def user_registry(tmp_path, monkeypatch):
 
 @pytest.fixture
 def count_hashing(monkeypatch):
-    """Count calls of registry.sha256_file (the only place a whole file is hashed)."""
+    """Count calls of sha256_file (the only place a whole file is hashed)."""
     calls: list[Path] = []
-    real = registry.sha256_file
+    real = registry_cache.sha256_file
 
     def counting(path):
         calls.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(registry, "sha256_file", counting)
+    monkeypatch.setattr(registry_cache, "sha256_file", counting)
     return calls
 
 

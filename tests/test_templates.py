@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from entropic_local.chat.session import ChatSession, special_token_text
+from entropic_local.chat.session import ChatSession
+from entropic_local.chat.templates import special_token_text
 from entropic_local.chat.templates import (
     BUILTIN, ChatTemplate, ChatTemplateError, UnsafeTemplateError, select_template,
 )

@@ -7,5 +7,6 @@
 * ``runner.py``: running jobs on a loaded model with continuous batching
   (``Model.iter_batch``), progress bar and summary.
 * ``ray_runner.py``: the same jobs on a Ray cluster (``--ray``), one model per actor.
-* ``command.py``: the click command.
+
+The click command is ``cli/batch.py``.
 """

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..batching import BatchRequest, Prepared
+from ..decode.batched import BatchRequest, Prepared
 from ..errors import ContextOverflow, EntropicError, InvalidSamplerSpec
 from ..samplers.chain import SamplerChain
 from .jobs import Job, derive_seed, sampling_flags
@@ -44,8 +44,8 @@ class ChatRenderer:
     sandboxed selection as ``entropic-local chat``), made once per model."""
 
     def __init__(self, model, registry_name: str | None):
-        from ..chat.command import model_template, template_context
         from ..chat.session import ChatSession
+        from ..chat.templates import model_template, template_context
         from ..registry import check_gguf_header
 
         tmpl_ctx = template_context(registry_name, model.path, check_gguf_header(model.path))

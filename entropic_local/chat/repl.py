@@ -513,7 +513,7 @@ def _messages_from_lines(lines: Iterable[str]) -> Iterable[tuple[str, bool]]:
         yield strip_block("\n".join(block)), True
 
 
-def run_batch(chat: Chat, stdin: TextIO, *, single: bool) -> int:
+def run_piped(chat: Chat, stdin: TextIO, *, single: bool) -> int:
     """Non-interactive mode; returns the exit status (130 on Ctrl-C, else the last error's
     code, else 0)."""
     if single:

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ContextOverflow, EntropicError, InvalidSamplerSpec, UsageError
-from ..generation import write_text_atomic
+from ..atomic_file import write_text_atomic
 from ..samplers.chain import SamplerChain
 from ..samplers.params import parse_number
 from ..samplers.registry import find_flag, flag_table, stages
-from .templates import ChatTemplate, select_template
+from .templates import ChatTemplate, int_meta, select_template
 
 SAVE_FORMAT = "entropic-local-chat"
 SAVE_VERSION = 1
@@ -198,7 +198,7 @@ class ChatSession:
         self.totals = Counter()
         # what select_template needs to switch templates later (/set template)
         self._template_context = dict(template_context or {})
-        self._bos_id = _int_meta(self.engine, "tokenizer.ggml.bos_token_id")
+        self._bos_id = int_meta(self.engine, "tokenizer.ggml.bos_token_id")
         self.set_template(template)
 
     # ------------------------------------------------------------------ template
@@ -532,26 +532,6 @@ def _unquote(s: str) -> str:
     if len(s) >= 2 and s[0] == s[-1] and s[0] in "\"'":
         return s[1:-1]
     return s
-
-
-def _int_meta(engine: Any, key: str) -> int | None:
-    try:
-        v = engine.meta(key)
-    except Exception:  # pragma: no cover - an engine without metadata
-        return None
-    try:
-        return int(v) if v is not None else None
-    except ValueError:
-        return None
-
-
-def special_token_text(engine: Any, key: str) -> str:
-    """The text of the special token whose id is in GGUF metadata ``key``
-    (``tokenizer.ggml.bos_token_id``...), e.g. ``<|im_start|>``; "" when unknown."""
-    tid = _int_meta(engine, key)
-    if tid is None or not 0 <= tid < engine.n_vocab:
-        return ""
-    return engine.token_text(tid)
 
 
 def random_seed() -> int:

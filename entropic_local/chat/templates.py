@@ -49,6 +49,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ChatTemplateError, UnsafeTemplateError  # defined with every other error
+from ..registry import model_label, registry_template
 
 __all__ = [
     "BUILTIN",
@@ -466,3 +467,39 @@ def select_template(
               "transcript template (User: ... / Assistant: ...). Choose another with "
               f"--chat-template NAME|FILE ({', '.join(BUILTIN)}).")
     return builtin_template(FALLBACK, bos_token=bos_token, eos_token=eos_token), notice
+
+
+# --------------------------------------------------------------------------- a model's template
+
+def int_meta(engine: Any, key: str) -> int | None:
+    try:
+        v = engine.meta(key)
+    except Exception:  # pragma: no cover - an engine without metadata
+        return None
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
+
+
+def special_token_text(engine: Any, key: str) -> str:
+    """The text of the special token whose id is in GGUF metadata ``key``
+    (``tokenizer.ggml.bos_token_id``...), e.g. ``<|im_start|>``; "" when unknown."""
+    tid = int_meta(engine, key)
+    if tid is None or not 0 <= tid < engine.n_vocab:
+        return ""
+    return engine.token_text(tid)
+
+
+def template_context(name: str | None, path: Path, header: Any) -> dict[str, Any]:
+    """What ``select_template`` needs to know about a model (``name``: the model argument,
+    ``header``: its checked GGUF header), bos/eos aside: they are known once the vocabulary
+    is loaded."""
+    return {"gguf_template": header.chat_template, "registry_template": registry_template(name),
+            "model_label": model_label(name, path)}
+
+
+def model_template(engine: Any, override: str | None, context: dict[str, Any]) -> tuple[ChatTemplate, str | None]:
+    """``select_template`` for a loaded model, its bos/eos text filled in: (template, notice)."""
+    return select_template(override, bos_token=special_token_text(engine, "tokenizer.ggml.bos_token_id"),
+                           eos_token=special_token_text(engine, "tokenizer.ggml.eos_token_id"), **context)

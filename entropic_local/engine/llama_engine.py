@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ContextOverflow, InvalidModelFile, ModelLoadError, UsageError
+from ..errors import ContextOverflow, DecodeError, InvalidModelFile, ModelLoadError, UsageError
 from .backend import default_threads, ensure_backend, llama, recent_errors
 
 DEFAULT_N_CTX = 4096
@@ -52,7 +52,7 @@ class Engine:
         self._parent = share_model
         self._ctx = None
         self._batch = None
-        self._attn = None  # attention capture (issue 3), see engine/attention.py
+        self._attn = None  # attention capture (engine/attention.py), when requested
         self._saved_attn = None
         if (attention is not None or attention_entmax is not None) and flash_attn:
             raise UsageError(
@@ -101,7 +101,7 @@ class Engine:
             cparams.flash_attn_type = (
                 llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
-        # --- attention capture (issue 3) -------------------------------------------------
+        # attention capture: the eval callback is installed on the context it creates
         if attention is not None or attention_entmax is not None:
             from .attention import AttentionCapture, parse_attention_layers
 
@@ -109,7 +109,7 @@ class Engine:
             layers = parse_attention_layers("all" if attention is None else attention, n_layer)
             cparams.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
             n_head = int(llama.llama_model_n_head(self._model))
-            if attention_entmax is not None:  # entmax attention (issue 4): engine/attention_entmax.py
+            if attention_entmax is not None:  # entmax attention: engine/attention_entmax.py
                 from .attention_entmax import EntmaxAttentionCapture
 
                 self._attn = EntmaxAttentionCapture(layers, n_layer, n_head, scores=attention_scores,
@@ -118,7 +118,6 @@ class Engine:
                 self._attn = AttentionCapture(layers, n_layer, n_head, scores=attention_scores)
             cparams.cb_eval = self._attn.callback
             cparams.cb_eval_user_data = self._attn.user_data
-        # --- end attention capture --------------------------------------------------------
         self._cparams = cparams  # keep alive: callbacks set on it later must outlive the context
         self._ctx = llama.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -126,7 +125,7 @@ class Engine:
             self.close()
             raise ModelLoadError(f"cannot create a context of {n_ctx} tokens for {self.path}: {why}")
         self.n_ctx = int(llama.llama_n_ctx(self._ctx))
-        if self._attn is not None:  # attention capture (issue 3): buffers sized to the cache
+        if self._attn is not None:  # capture buffers sized to the cache
             self._attn.allocate(self.n_ctx)
         # llama.cpp may clamp the batch to the (padded) context: use what it actually took
         self.n_batch = int(llama.llama_n_batch(self._ctx))
@@ -164,11 +163,6 @@ class Engine:
         buf = ctypes.create_string_buffer(256)
         llama.llama_model_desc(self._model, buf, 256)
         return buf.value.decode("utf-8", errors="replace")
-
-    @property
-    def chat_template(self) -> str | None:
-        raw = llama.llama_model_chat_template(self._model, None)
-        return raw.decode("utf-8", errors="replace") if raw else None
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self, text: str | bytes, add_special: bool = True, parse_special: bool = False) -> list[int]:
@@ -245,7 +239,7 @@ class Engine:
     def _decode(self, tokens: list[int], start: int) -> None:
         """Decode ``tokens`` at positions ``start...``, in chunks of n_batch; logits for the last."""
         n_total = len(tokens)
-        if self._attn is not None:  # attention capture (issue 3): new decode stamp
+        if self._attn is not None:  # a new decode: only what it captures is current
             self._attn.begin()
         i = 0
         while i < n_total:
@@ -267,7 +261,7 @@ class Engine:
                     raise ContextOverflow(
                         f"the context is full ({self.n_ctx} tokens)", hint="use a larger --n-ctx or a shorter prompt"
                     )
-                raise ModelLoadError(f"llama_decode failed with code {rc}")
+                raise DecodeError(f"llama_decode failed with code {rc}")
             self.tokens.extend(chunk)
             i += n
 
@@ -293,7 +287,7 @@ class Engine:
             # bits from decoding it inside a batch).
             self._truncate(n_keep)
             self._logits_override = saved[1]
-            if self._attn is not None:  # attention capture (issue 3): this prompt's attention
+            if self._attn is not None:  # this prompt's attention, as captured then
                 self._attn.restore(self._saved_attn)
             return 0
         if n_keep == len(tokens):
@@ -301,7 +295,7 @@ class Engine:
         self._truncate(n_keep)
         self._decode(tokens[n_keep:], n_keep)
         self._saved_prompt = (tuple(tokens), self.logits().copy())
-        if self._attn is not None:  # attention capture (issue 3)
+        if self._attn is not None:
             self._saved_attn = self._attn.snapshot()
         return len(tokens) - n_keep
 
@@ -335,7 +329,7 @@ class Engine:
         self.tokens = []
         self._saved_prompt = None
         self._logits_override = None
-        if self._attn is not None:  # attention capture (issue 3): nothing current any more
+        if self._attn is not None:  # nothing captured is current any more
             self._attn.begin()
 
     # ------------------------------------------------------------------ several sequences
@@ -352,7 +346,7 @@ class Engine:
         if not 0 < n <= self.n_batch:
             raise UsageError(f"a batch holds 1..{self.n_batch} tokens, got {n}")
         self._logits_override = None
-        if self._attn is not None:  # attention capture (issue 3): new decode stamp
+        if self._attn is not None:  # a new decode: only what it captures is current
             self._attn.begin()
         return self._submit(entries)
 
@@ -411,7 +405,7 @@ class Engine:
             flash_attn=self._flash_attn, n_seq_max=n_seq_max, share_model=self,
         )
 
-    # ------------------------------------------------------------------ attention (issue 3)
+    # ------------------------------------------------------------------ attention
     @property
     def attention(self):
         """The ``AttentionCapture`` of this context, or None when attention was not requested."""

@@ -1,5 +1,5 @@
 """The measures of Martins, Marinho, Martins, "Sparse Text Generation" (EMNLP 2020) for a
-distribution ``p`` scored against the gold next token ``y`` (notes §3):
+distribution ``p`` scored against the gold next token ``y``:
 
 * **ε-perplexity** ``exp(-mean_t log((p_t(y_t) + ε) / (1 + |V| ε)))``, ``|V|`` the model's
   vocabulary size: perplexity that stays finite when a truncating sampler gives the gold

@@ -8,7 +8,7 @@ place and return the new ``n``. Semantics follow llama.cpp's ``src/llama-sampler
 Statistics (``stats``)
     logit_stats(logits, temperature) -> (max_logit, log_z, entropy, varentropy)
     free_energy(log_z, temperature) -> -T log Z
-Softmax (``softmax``)
+Softmax (``probabilities``)
     softmax(logits, n, out) -> log_z
 Selection (``sampling``)
     argmax(logits, n) -> int
@@ -34,47 +34,41 @@ Attention (``attention``; from captured post-softmax rows, nats)
     attention_metrics(A, head_entropy_out, head_varentropy_out) -> (mean H, mean V, agreement)
     attention_metrics_masked(P, valid, n_kv, head_entropy_out, head_varentropy_out) -> same
     interaction_strength(S, scale);  interaction_strength_masked(S, valid, n_kv, scale)
-Benchmarks (``bench``, ``entmax_bench``, imported on demand)
-    run_kernel_bench(logits=None, repeats=200) -> dict;  format_kernel_bench(result) -> str
+The kernels are loaded on first use (``kernels.top_k`` imports ``kernels.truncation``):
+importing this package does not import numba.
 """
 
-from .attention import (
-    attention_metrics,
-    attention_metrics_masked,
-    interaction_strength,
-    interaction_strength_masked,
-)
-from .bias import apply_logit_bias
-from .alpha_entmax import entmax, entmax15, entmax_candidates, entmax_support_window, sparsemax
-from .penalties import apply_penalties
-from .sampling import argmax, sample_categorical
-from .softmax import softmax
-from .stats import free_energy, logit_stats
-from .temperature import dynamic_temperature, scale_temperature
-from .truncation import min_p, top_k, top_n_sigma, top_p, typical_p
+from __future__ import annotations
 
-__all__ = [
-    "logit_stats",
-    "free_energy",
-    "softmax",
-    "argmax",
-    "sample_categorical",
-    "top_k",
-    "top_p",
-    "min_p",
-    "typical_p",
-    "top_n_sigma",
-    "scale_temperature",
-    "dynamic_temperature",
-    "apply_penalties",
-    "apply_logit_bias",
-    "entmax",
-    "entmax15",
-    "sparsemax",
-    "entmax_candidates",
-    "entmax_support_window",
-    "attention_metrics",
-    "attention_metrics_masked",
-    "interaction_strength",
-    "interaction_strength_masked",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "logit_stats": ".stats", "free_energy": ".stats",
+    "softmax": ".probabilities",
+    "argmax": ".sampling", "sample_categorical": ".sampling",
+    "top_k": ".truncation", "top_p": ".truncation", "min_p": ".truncation",
+    "typical_p": ".truncation", "top_n_sigma": ".truncation",
+    "scale_temperature": ".temperature", "dynamic_temperature": ".temperature",
+    "apply_penalties": ".penalties",
+    "apply_logit_bias": ".bias",
+    "entmax": ".alpha_entmax", "entmax15": ".alpha_entmax", "sparsemax": ".alpha_entmax",
+    "entmax_candidates": ".alpha_entmax", "entmax_support_window": ".alpha_entmax",
+    "attention_metrics": ".attention", "attention_metrics_masked": ".attention",
+    "interaction_strength": ".attention", "interaction_strength_masked": ".attention",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

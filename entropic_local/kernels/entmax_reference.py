@@ -1,8 +1,8 @@
 """Plain-numpy α-entmax references (float64): the ground truth for the tests and the thing to
-beat in ``entmax_bench``.
+beat in ``benchmarks/entmax_kernel.py``.
 
-These follow deep-spin/entmax (Peters, Niculae, Martins 2019) and the formulas of
-``notes/sampling-math.md`` §3 literally, on the whole vector, with no candidate filter:
+These follow deep-spin/entmax (Peters, Niculae, Martins 2019) and the textbook definitions
+literally, on the whole vector, with no candidate filter:
 
 - ``softmax_ref``: ``e^{z/T - max} / Σ``;
 - ``sparsemax_ref``: sort descending ``s``; ``K = #{k: k s_k > Σ_{j≤k} s_j - 1}``,

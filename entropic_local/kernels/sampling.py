@@ -21,7 +21,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .stats import FASTMATH, LOG2E, checked_max, weight
+from .fastmath import FASTMATH, LOG2E
+from .stats import checked_max, weight
 
 CHUNK = 1024
 

@@ -13,9 +13,9 @@ and then::
     V     = s2/s0 - mu^2         (varentropy = Var_p[log p] = heat capacity, nats^2)
     F     = -T log Z             (Helmholtz free energy, ``free_energy``)
 
-The cost is the exponential. Numba has no vector ``exp`` without Intel's SVML, so this module
-carries its own branch-free one, written so that LLVM vectorises the whole loop:
-``e^y = 2^w`` with ``w = y log2(e)``; ``k = rint(w)``, ``f = w - k`` in [-1/2, 1/2];
+The cost is the exponential. Numba has no vector ``exp`` without Intel's SVML, so the
+kernels carry their own branch-free one (``kernels/fastmath.py``), written so that LLVM
+vectorises the whole loop: ``e^y = 2^w`` with ``w = y log2(e)``; ``k = rint(w)``, ``f = w - k`` in [-1/2, 1/2];
 ``2^f`` from a degree-6 polynomial (near-minimax, relative error 2e-9, exactly 1 at f = 0);
 the factor ``2^k`` applied by an integer add to the exponent bits (no multiply). Arguments
 are clamped to ``w >= -1000`` (``e^-693``), so masked logits (``-inf``) add at most
@@ -41,129 +41,10 @@ import math
 
 import numba
 import numpy as np
-from numba import types
-from numba.extending import intrinsic
 
-# fastmath without 'nnan'/'ninf': -inf is our mask and must keep IEEE semantics.
-FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
-
-LOG2E = 1.4426950408889634
-LN2 = 0.6931471805599453
-W_MIN = -1000.0  # clamp for the base-2 exponent (2^-1000 ~ 9e-302, still a normal double)
-
-# 2^f on [-1/2, 1/2], degree 6, c0 = 1 (exact at f = 0); max relative error 1.98e-9.
-_P1 = 0.6931472028598255
-_P2 = 0.24022647913020392
-_P3 = 0.055503324627522804
-_P4 = 0.009618437395565851
-_P5 = 0.0013398877321975406
-_P6 = 0.00015353358341325973
-
-ABS_INF_BITS = np.int32(0x7F800000)  # |bits| above this is a NaN
-KEY_NEG_INF = np.int32(-2139095041)  # _key(-inf) == bits ^ 0x7fffffff of 0xff800000
-KEY_POS_INF = np.int32(0x7F800000)  # _key(+inf)
-KEY_MIN = np.int32(-2147483648)
-
-
-# ---------------------------------------------------------------------------------------------
-# bit casts (LLVM bitcast: free, and vectorisable)
-
-
-@intrinsic
-def f32_bits(typingctx, x):
-    """float32 -> int32 with the same bits."""
-    if x != types.float32:
-        return None
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
-
-    return sig, codegen
-
-
-@intrinsic
-def bits_f32(typingctx, i):
-    """int32 -> float32 with the same bits."""
-    if i != types.int32:
-        return None
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return sig, codegen
-
-
-@intrinsic
-def f64_bits(typingctx, x):
-    """float64 -> int64 with the same bits."""
-    if x != types.float64:
-        return None
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
-
-
-@intrinsic
-def bits_f64(typingctx, i):
-    """int64 -> float64 with the same bits."""
-    if i != types.int64:
-        return None
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return sig, codegen
-
-
-# ---------------------------------------------------------------------------------------------
-# small inline helpers shared by the other kernel modules
-
-
-@numba.njit(inline="always", fastmath=FASTMATH)
-def key(x):
-    """Monotone int32 key of a float32: ``a < b`` (floats) implies ``key(a) < key(b)``.
-
-    -0.0 gets key -1 and +0.0 key 0 (the only pair of equal floats with different keys).
-    """
-    b = f32_bits(x)
-    return np.int32(b ^ np.int32(np.int32(b >> np.int32(31)) & np.int32(0x7FFFFFFF)))
-
-
-@numba.njit(inline="always", fastmath=FASTMATH)
-def abs_bits(x):
-    """Bits of |x| as int32 (NaN iff > ABS_INF_BITS)."""
-    return np.int32(f32_bits(x) & np.int32(0x7FFFFFFF))
-
-
-@numba.njit(inline="always")
-def key_value(k):
-    """Inverse of ``key``."""
-    b = np.int32(k ^ np.int32(np.int32(k >> np.int32(31)) & np.int32(0x7FFFFFFF)))
-    return bits_f32(b)
-
-
-@numba.njit(inline="always", fastmath=FASTMATH)
-def exp2(w):
-    """2**w for w in [W_MIN, ~1]: rint range reduction, degree-6 polynomial, then 2^k applied
-    by adding k to the exponent field of the polynomial's bits (exact while the result is a
-    normal double, which the clamp W_MIN guarantees)."""
-    kf = np.rint(w)
-    f = w - kf
-    p = _P6
-    p = p * f + _P5
-    p = p * f + _P4
-    p = p * f + _P3
-    p = p * f + _P2
-    p = p * f + _P1
-    p = p * f + 1.0
-    return bits_f64(f64_bits(p) + (np.int64(kf) << np.int64(52)))
-
+from .fastmath import (
+    ABS_INF_BITS, FASTMATH, KEY_MIN, KEY_NEG_INF, LN2, LOG2E, W_MIN, abs_bits, exp2, key, key_value,
+)
 
 @numba.njit(inline="always", fastmath=FASTMATH)
 def weight(z, zmax, a):

@@ -31,7 +31,8 @@ import math
 import numba
 import numpy as np
 
-from .stats import ABS_INF_BITS, abs_bits, check_n, checked_max, stats_n
+from .fastmath import ABS_INF_BITS, abs_bits
+from .stats import check_n, checked_max, stats_n
 
 
 @numba.njit(cache=True)  # no 'arcp': an exact IEEE division, as llama.cpp
@@ -76,7 +77,7 @@ def dynamic_temperature(logits, n, temp, delta, exponent):
         raise ValueError("temperature parameters must be finite")
     if exponent < 0.0:
         raise ValueError("exponent must be >= 0")
-    zmax = checked_max(logits, n)
+    checked_max(logits, n)  # raises on NaN or an all-masked set
     if delta <= 0.0:
         if not (np.float32(temp) > 0.0):  # also a temp that rounds to 0 in float32
             _greedy_mask(logits, n)

@@ -1,7 +1,7 @@
 """Adaptive entropy sparsity: sampling from α-entmax, with α chosen per step from the
 model's entropy and varentropy.
 
-α-entmax (notes §3; Peters, Niculae, Martins 2019) interpolates between softmax (α = 1,
+α-entmax (Peters, Niculae, Martins 2019) interpolates between softmax (α = 1,
 dense) and sparsemax (α = 2, only tokens within ``T`` logits of the top can survive); tokens
 with ``z_i ≤ z_max - T/(α-1)`` get probability exactly 0. Sampling from it is the "sparse
 text generation" of Martins, Marinho, Martins (2020).
@@ -14,7 +14,7 @@ Stages (both *select*: they must end a chain):
     large vocabulary: most of it is then in the support).
 
 ``aes`` (``aes``, ``aes:s_lo=0.5,s_hi=3,v_split=1,alpha_max=2,t=1``)
-    Adaptive entropy sparsity (the seed's ``ζ(S)``): α = D(S, V) per step, then as
+    Adaptive entropy sparsity (a sparsity ``ζ(S)`` from the step's entropy): α = D(S, V) per step, then as
     ``entmax``. S and V are the entropy (nats) and varentropy (nats²) of the model's own
     distribution for this step, over the full vocabulary at temperature 1 (``cands.entropy``,
     ``cands.varentropy``, computed by the decode loop in the same pass that reads the
@@ -46,37 +46,14 @@ Stages (both *select*: they must end a chain):
     few percent of softmax. So the α actually used jumps from 1 to 1.1 where D crosses 1.1
     (with the defaults at S ≈ 2.5 nats). ``info()`` reports the α actually used.
 
-    Defaults, from the entropy ranges the two test models actually produce. Although their
-    vocabularies differ (49,152 and 262,144 tokens: ``ln V`` = 10.8 and 12.5 nats), their
-    per-step entropies cover the same range, far below ``ln V``. Measured on 10 prompts ×
-    48 tokens with the ``llama`` preset (and 8 × 48 greedy, which agrees):
-
-    model (vocab)         steps  S percentiles 10/25/50/75/90/99, max    V percentiles 25/50/75
-    SmolLM2-135M (49k)    432    0.21 / 0.76 / 1.81 / 3.07 / 4.07 / 5.63, 6.69   1.81 / 3.46 / 5.28
-    Gemma-3-270M (262k)   480    0.23 / 0.84 / 2.23 / 3.37 / 4.35 / 5.89, 6.58   2.21 / 4.03 / 5.31
-
-    * ``s_lo = 0.5`` nats: 20% (SmolLM2) and 16% (Gemma) of steps are below it; there the
-      top token typically holds 80 to 95% of the mass, and sparsemax (whose support lies
-      within ``T`` logits of the top) keeps it alone or with one or two rivals: close to
-      greedy where the model is sure.
-    * ``s_hi = 3.0`` nats: 27% and 32% of steps are above it: ≥ e³ ≈ 20 effective choices,
-      a genuinely open step, kept dense (softmax) as the seed asks. Between the bounds
-      (about half the steps) α moves. The same bounds suit both models because their
-      entropies do; they are absolute, not fractions of ``ln V``.
-    * ``v_split = 1.0`` nats²: varentropy is the variance of the surprisal ``-ln p``; below
-      1 the surprisal of the tokens carrying the mass varies by less than one nat: a single
-      flat plateau with no tail of note, the case where the seed wants α at its bounds.
-      Among steps inside the band it holds for 4% (SmolLM2) and 7% (Gemma): on LM logits
-      the varentropy is dominated by the tail (a 5% tail at surprisal 12 under a 95% top token
-      gives V ≈ 6.8), so most band steps are multi-scale and get the continuous map.
-    * ``alpha_max = 2.0``: sparsemax at low entropy, the seed's and the notes' end point.
-      ``aes:alpha_max=1.5`` trades sparsity for calibration: teacher-forced on 300 tokens
-      of English prose (``entropic_local.evaluate``), ε-perplexity / sparsemax score
-      68.2 / 0.569 → 45.9 / 0.580 on SmolLM2 and 100.8 / 0.563 → 69.7 / 0.571 on Gemma,
-      with the gold token cut at 4.7-5% of positions instead of 9%. For reference, on the
-      same text ``top_k=40`` scores 69.3 / 0.590 and 110.7 / 0.582, ``llama`` 163.6 /
-      0.562 and 274.4 / 0.549. ``v_split`` barely moves these numbers (0 to 2 change them
-      by < 0.2%): it matters for the few plateau steps only.
+    Defaults, in nats / nats² of the model's own distribution: ``s_lo = 0.5`` (below it the
+    top token typically holds most of the mass: sparsemax keeps it alone or with one or two
+    rivals), ``s_hi = 3.0`` (≥ e³ ≈ 20 effective choices, a genuinely open step: kept
+    dense), ``v_split = 1.0`` (the surprisal of the tokens carrying the mass varies by less
+    than one nat: a plateau, where α goes to a bound), ``alpha_max = 2.0`` (sparsemax).
+    They come from the entropy ranges both test models produce, which are the same although
+    their vocabularies differ; they are absolute, not fractions of ``ln V``. The measured
+    ranges and what ``alpha_max`` trades: ``docs/measurements.md``.
 
 Per step (``info()``, into ``Step.info``): ``alpha`` (the α used) and ``support`` (the number
 of tokens with non-zero probability; ``cands.n`` is reduced to it, so ``Step.n_candidates``
@@ -110,7 +87,7 @@ ALPHA_SNAP = 1.1    # D(S, V) < ALPHA_SNAP is used as α = 1 (softmax)
 S_LO = 0.5          # 20% / 16% of SmolLM2 / Gemma steps below: sparsemax
 S_HI = 3.0          # 27% / 32% of steps above: softmax
 V_SPLIT = 1.0       # surprisal std below 1 nat: a plateau, α snaps to a bound
-ALPHA_MAX = 2.0     # sparsemax at the low-entropy end (the seed's ζ_max)
+ALPHA_MAX = 2.0     # sparsemax at the low-entropy end
 
 
 def aes_alpha(s: float, v: float, s_lo: float = S_LO, s_hi: float = S_HI,

@@ -1,6 +1,6 @@
 """Free-energy sampling: truncation and temperature in the language of thermodynamics.
 
-One energy/β interface (notes §1-§2). A step's logits ``z`` are energies ``E_i = -z_i``; at
+One energy/β interface. A step's logits ``z`` are energies ``E_i = -z_i``; at
 inverse temperature ``β = 1/T`` the sampling distribution over a kept set ``S`` is
 ``p_i = e^{-β E_i} / Z_S``, ``Z_S = Σ_{i∈S} e^{-β E_i}``, and its Helmholtz free energy is
 ``F_S = -T ln Z_S``. The full ensemble (every live candidate) has ``F = -T ln Z``. Since
@@ -58,12 +58,9 @@ Presets (``samplers/presets.py``):
   top-p, which an energy window makes redundant.
 * ``thermostat``: ``thermostat`` = window ``w = 3`` with the entropy of the kept
   distribution held at 1.0 nats (about e ≈ 2.7 effective choices per token), T in
-  [0.25, 2], 4 evaluations at most. Teacher-forced on 300 tokens of English prose the
-  kept set (same window as ``free_energy``) has entropy 1.33 to 1.45 nats at T = 0.8, and the
-  thermostat's T averages 0.85 to 0.95 on SmolLM2 and Gemma: close to llama's 0.8 on
-  average, but cooler on flat windows and hotter on peaked ones. A one-token window
-  (14% of 36 greedy Gemma steps; median window 5 tokens) cannot reach any positive
-  target: T goes to t_max, which changes nothing there.
+  [0.25, 2], 4 evaluations at most (what T it picks on real text: ``docs/measurements.md``).
+  A one-token window cannot reach any positive target: T goes to t_max, which changes
+  nothing there.
 """
 
 from __future__ import annotations

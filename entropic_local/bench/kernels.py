@@ -25,10 +25,10 @@ import time
 import numba
 import numpy as np
 
-from .sampling import argmax, sample_categorical
-from .softmax import softmax
-from .stats import logit_stats
-from .truncation import min_p, top_k, top_p
+from ..kernels.sampling import argmax, sample_categorical
+from ..kernels.probabilities import softmax
+from ..kernels.stats import logit_stats
+from ..kernels.truncation import min_p, top_k, top_p
 
 TARGET_MS = 0.3
 N_SYNTHETIC = 262_144

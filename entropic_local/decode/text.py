@@ -1,6 +1,6 @@
 """Turning token pieces into text as they arrive, and cutting at stop strings.
 
-Two small state machines used by the decode loop:
+Two small state machines used by the decode loops:
 
 * ``Utf8Stream`` — token pieces are *bytes*; a multi-byte UTF-8 character can be split across
   tokens (byte-fallback vocabularies do this for emoji and CJK). Each piece goes through an

@@ -1,9 +1,11 @@
-"""The decode loop and what it produces: per-token ``Step`` records and a ``Generation``.
+"""One generation, token by token: ``SequenceState`` and what it produces, per-token ``Step``
+records, ``Timings`` and a ``Generation``. Every decode loop (``single``, ``batched``) drives
+``SequenceState.step`` with one position's logits, so all make the same Steps.
 
-One step: read the logits (zero-copy view), compute the model's own log Z, entropy and
-varentropy in one fused kernel pass, load the candidate set, run the sampler chain, record
-the step, feed the chosen token back. The statistics come from the same pass the chain
-needs anyway, so recording them costs almost nothing.
+One step: compute the model's own log Z, entropy and varentropy of the logits (a zero-copy
+view) in one fused kernel pass, load the candidate set, run the sampler chain, record the
+step. The statistics come from the same pass the chain needs anyway, so recording them
+costs almost nothing.
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
-from .branching import roll_out
-from .engine import Engine, StopMatcher, Utf8Stream
-from .errors import ModelLoadError
-from .kernels import logit_stats
-from .samplers import Candidates, SamplerChain
+from ..atomic_file import write_text_atomic
+from .text import StopMatcher, Utf8Stream
+from ..errors import DecodeError
+from ..kernels import logit_stats
+from ..samplers.candidates import Candidates
+from ..samplers.chain import SamplerChain
 
 
 @dataclass(slots=True)
@@ -128,40 +130,17 @@ class Generation:
         return text
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` all or nothing: into a temporary file beside it,
-    then renamed over it. A full disk or any other error leaves ``path`` as it was (an older
-    file intact, never a cut line) and no temporary file behind. A path that exists and is
-    not a regular file (``/dev/stdout``, a pipe) is written directly."""
-    target = os.path.realpath(path)
-    if os.path.exists(target) and not os.path.isfile(target):
-        with open(target, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 class SequenceState:
     """What one generation accumulates, token by token: the sampler chain's decisions, the
     text (UTF-8 completed, stop strings held back), the Steps, the finish reason. Shared by
-    the single-sequence ``DecodeLoop`` and the batched loop (``batching.py``), so both make
-    the same Steps from the same logits.
+    the single-sequence ``DecodeLoop`` and the batched loop (``decode/batched.py``), so both
+    make the same Steps from the same logits.
 
     ``step(raw)`` turns one position's logits into a token; ``done`` is set when the
     sequence must stop (end of generation, a stop string, ``max_tokens``).
     """
 
-    def __init__(self, engine: Engine, chain: SamplerChain, prompt_tokens: list[int], *,
+    def __init__(self, engine: Any, chain: SamplerChain, prompt_tokens: list[int], *,
                  max_tokens: int, stop: list[str] | None = None):
         self.engine = engine
         self.chain = chain
@@ -192,7 +171,7 @@ class SequenceState:
         try:
             stats = logit_stats(raw, 1.0)
         except ValueError as e:  # NaN (or all -inf) straight from llama.cpp: not a sampler bug
-            raise ModelLoadError(f"llama.cpp decoded unusable logits ({e})",
+            raise DecodeError(f"llama.cpp decoded unusable logits ({e})",
                                  hint="the model file or its metadata is broken; try another file") from None
         cands.reset(raw, stats)
         m = attention
@@ -274,47 +253,3 @@ class SequenceState:
             self.tail = tail
             if self.last_step is not None:
                 self.last_step.text += tail
-
-
-class DecodeLoop(SequenceState):
-    """Generates from ``prompt_tokens`` with ``chain`` on sequence 0 of ``engine`` until a
-    stop condition; yields Steps. After iteration ``finish_reason``, ``text``,
-    ``token_ids`` and ``timings`` are final."""
-
-    def __init__(self, engine: Engine, cands: Candidates, chain: SamplerChain,
-                 prompt_tokens: list[int], *, max_tokens: int, stop: list[str] | None = None):
-        super().__init__(engine, chain, prompt_tokens, max_tokens=max_tokens, stop=stop)
-        self.cands = cands
-
-    def __iter__(self) -> Iterator[Step]:
-        engine, cands, chain = self.engine, self.cands, self.chain
-        t0 = time.perf_counter()
-        # Branching (entropix:fork=K) needs K sibling KV sequences: made once, before the
-        # prompt is decoded (re-creating the context empties the cache).
-        engine.ensure_sequences(max((s.sequences_needed for s in chain.stages), default=1))
-        self.timings.prompt_eval_tokens = engine.eval_prompt(self.prompt_tokens)
-        t1 = time.perf_counter()
-        self.timings.prompt_ms = (t1 - t0) * 1000
-        n_ctx = engine.n_ctx
-        attn = engine.attention
-
-        def branch(fork, lps):
-            return roll_out(engine, fork, lps, len(engine.tokens))
-
-        try:
-            while True:
-                if self.token_ids:
-                    if len(engine.tokens) >= n_ctx:
-                        self.finish_reason = "context"
-                        break
-                    engine.eval_token(self.token_ids[-1])
-                step = self.step(cands, engine.logits(), attn.metrics() if attn is not None else None,
-                                 branch)
-                if step is None:
-                    break
-                yield step
-                if self.done:
-                    break
-            self.finish()
-        finally:
-            self.timings.gen_ms = (time.perf_counter() - t1) * 1000

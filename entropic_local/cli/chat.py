@@ -1,67 +1,17 @@
-"""The click command ``entropic-local chat [MODEL]``."""
+"""``entropic-local chat [MODEL]``: a terminal chat (the chat itself: ``entropic_local.chat``)."""
 
 from __future__ import annotations
 
-import io
 import os
 import sys
-from pathlib import Path
 
 import click
 
-from ..cli import _CONTEXT_SETTINGS, clean_text, model_options, sampler_options, verbose_option
 from ..errors import UsageError
+from .options import CONTEXT_SETTINGS, clean_text, model_options, sampler_options, stdin_text, verbose_option
 
 
-def _registry_template(name: str | None) -> str | None:
-    """The models.txt ``template`` column for a registry name (None for a path)."""
-    from ..registry import DEFAULT_MODEL, _looks_like_path, load_registry
-
-    if name is None:
-        name = DEFAULT_MODEL
-    if _looks_like_path(name):
-        return None
-    entry = load_registry().get(name)
-    return entry.template if entry is not None else None
-
-
-def _stdin_text():
-    """Standard input as UTF-8 text whatever the locale; invalid bytes become U+FFFD."""
-    buf = getattr(sys.stdin, "buffer", None)
-    if buf is None:
-        return sys.stdin
-    return io.TextIOWrapper(buf, encoding="utf-8", errors="replace")
-
-
-def _label(name: str | None, path: Path | None = None) -> str:
-    """How a model is named in messages and outputs: its registry name, or the file name of
-    a path (of ``path``, the resolved file, when given)."""
-    from ..registry import DEFAULT_MODEL
-
-    if name is None:
-        return DEFAULT_MODEL
-    from ..registry import _looks_like_path
-
-    return (path or Path(name)).name if _looks_like_path(name) else name
-
-
-def template_context(name: str | None, path: Path, header) -> dict:
-    """What ``select_template`` needs to know about a model (``header``: its checked GGUF
-    header), bos/eos aside: they are known once the vocabulary is loaded."""
-    return {"gguf_template": header.chat_template, "registry_template": _registry_template(name),
-            "model_label": _label(name, path)}
-
-
-def model_template(engine, override: str | None, tmpl_ctx: dict):
-    """``select_template`` for a loaded model, its bos/eos text filled in: (template, notice)."""
-    from .session import special_token_text
-    from .templates import select_template
-
-    return select_template(override, bos_token=special_token_text(engine, "tokenizer.ggml.bos_token_id"),
-                           eos_token=special_token_text(engine, "tokenizer.ggml.eos_token_id"), **tmpl_ctx)
-
-
-@click.command("chat", context_settings=_CONTEXT_SETTINGS)
+@click.command("chat", context_settings=CONTEXT_SETTINGS)
 @click.argument("model_arg", metavar="[MODEL]", required=False)
 @model_options
 @sampler_options
@@ -74,9 +24,9 @@ def model_template(engine, override: str | None, tmpl_ctx: dict):
 @click.option("--single", is_flag=True,
               help="Read all of standard input as one message (instead of one message per line).")
 @click.option("--no-color", "no_color", is_flag=True, help="No colours (also: NO_COLOR set, or not a terminal).")
-@verbose_option
-def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sampler, flags, seed, system, max_tokens, chat_template, single, no_color,
-                 verbose):
+@verbose_option()
+def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sampler, flags, seed, system,
+                 max_tokens, chat_template, single, no_color, verbose):
     """Chat with MODEL in the terminal, its uncertainty in colour.
 
     MODEL is a .gguf path or a name from models.txt (default: smollm2-135m); -m works too.
@@ -89,12 +39,12 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
     --single) and the replies are printed as plain text:
       printf 'Hi!\\nWhat is 2+2?\\n' | entropic-local chat --sampler greedy -n 64
     """
-    from .. import load
+    from ..api import load
+    from ..chat.repl import Chat, Printer, run_interactive, run_piped
+    from ..chat.session import ChatSession
+    from ..chat.templates import model_template, select_template, template_context
     from ..registry import check_gguf_header, resolve_model
-    from ..samplers import SamplerChain
-    from .repl import Chat, Printer, run_batch, run_interactive
-    from .session import ChatSession
-    from .templates import select_template
+    from ..samplers.chain import SamplerChain
 
     if model_arg and model and model_arg != model:
         raise UsageError(f"two models given ({model_arg!r} and -m {model!r}): give one")
@@ -157,7 +107,7 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
         if interactive:
             code = run_interactive(chat)
         else:
-            code = run_batch(chat, _stdin_text(), single=single)
+            code = run_piped(chat, stdin_text(), single=single)
     finally:
         m.close()
     if code:

@@ -5,7 +5,7 @@ the model's own context: same weights, loaded once). Every step is ONE ``llama_d
 all live sequences: each decoding sequence contributes its newest token, and sequences still
 reading their prompt fill the rest of the batch with prompt tokens (prefill chunked to
 ``n_batch``, logits only for a prompt's last token). Each sequence has its own sampler chain
-(cloned), seed and ``SequenceState`` (generation.py), so every sampler (Entropix, AES, the
+(cloned), seed and ``SequenceState`` (``decode/sequence.py``), so every sampler (Entropix, AES, the
 thermostat...) runs per sequence exactly as in ``Model.generate``. When a sequence ends, its
 cells are dropped and the next waiting prompt takes its place at once.
 
@@ -24,10 +24,9 @@ Numerics: batching changes speed, not results, up to llama.cpp's batching noise.
 ``parallel=1`` every sequence decodes as ``Model.generate`` does from an empty cache, and the
 outputs are bit-identical (tested on both models). With several sequences per micro-batch
 llama.cpp takes other matmul paths (a micro-batch's shape changes with what is mixed in it):
-logprobs move by up to ~0.3 nats and near-tied tokens can flip. Measured with
-``python -m entropic_local.bench_batch --noise`` (8 prompts × 32 greedy tokens): identical
-outputs at parallel 1 / 2 / 8: SmolLM2 8/8, 8/8, 1/8; Gemma 3 8/8, 5/8, 4/8; every
-divergence a near-tie (tests/test_batch.py checks the bounds).
+logprobs move by up to ~0.3 nats and near-tied tokens can flip. How often
+that changes an output: ``docs/measurements.md`` (``python benchmarks/batch_scaling.py
+--noise``).
 """
 
 from __future__ import annotations
@@ -35,12 +34,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from .engine import Engine
-from .errors import ContextOverflow, ModelLoadError
-from .generation import Generation, SequenceState, Step
-from .samplers import Candidates, SamplerChain
+from ..errors import ContextOverflow, DecodeError, UsageError
+from ..samplers.candidates import Candidates
+from ..samplers.chain import SamplerChain
+from .sequence import Generation, SequenceState, Step
 
 
 @dataclass
@@ -91,12 +90,12 @@ def cache_size(requests: list[Prepared], parallel: int, n_ctx_seq: int) -> int:
     return max(256, -(-cells // 256) * 256)
 
 
-def run_batch(engine: Engine, requests: Iterable[Prepared], *, parallel: int, n_ctx_seq: int,
-              model_name: str = "") -> Iterator[tuple[int, Generation]]:
+def batched_generations(engine: Any, requests: Iterable[Prepared], *, parallel: int, n_ctx_seq: int,
+                        model_name: str = "") -> Iterator[tuple[int, Generation]]:
     """Generate for every request on ``engine`` (a context with ``n_seq_max ≥ parallel``),
     yielding ``(index, Generation)`` as each finishes."""
     if parallel > engine.n_seq_max:
-        raise ModelLoadError(f"the batch context holds {engine.n_seq_max} sequences, {parallel} asked")
+        raise UsageError(f"the batch context holds {engine.n_seq_max} sequences, {parallel} asked")
     waiting = deque(requests)
     free = list(range(parallel - 1, -1, -1))
     live: dict[int, _Live] = {}
@@ -145,7 +144,7 @@ def run_batch(engine: Engine, requests: Iterable[Prepared], *, parallel: int, n_
             rc = engine.decode_entries(entries)
             if rc != 0:
                 raise ContextOverflow(f"the batch cache ({capacity} cells) is full") if rc == 1 \
-                    else ModelLoadError(f"llama_decode failed with code {rc}")
+                    else DecodeError(f"llama_decode failed with code {rc}")
             now = time.perf_counter()
             finished: list[int] = []
             for entry, seq in outputs:

@@ -1,20 +1,21 @@
 """What branching costs: ``entropix`` against ``entropix:fork=4``, alternated on one model.
 
-``python -m entropic_local.bench_fork [MODEL ...]`` (default: both test models): 4 prompts ×
+``python benchmarks/branching_cost.py [MODEL ...]`` (default: both test models): 4 prompts ×
 64 tokens × 2 rounds; prints tokens/s of both, the share of steps that forked, the roll-out
 tokens decoded, the share of generation time spent branching and the time per fork.
 """
 
 from __future__ import annotations
 
+import statistics
+import sys
+
+from entropic_local import load
+
 
 def measure_cost(name: str, prompts=None, n_tokens: int = 64, rounds: int = 2, fork: int = 4) -> dict:
     """Tokens/s of ``entropix`` against ``entropix:fork=K``, alternated on one model, and what
     the forks cost."""
-    import statistics
-
-    from . import load
-
     prompts = prompts or ["Write a short story about a dragon:", "The three primary colours are",
                           "Here are some facts about volcanoes.", "An essay on the history of bread. First,"]
     specs = ("entropix", f"entropix:fork={fork}")
@@ -43,9 +44,7 @@ def measure_cost(name: str, prompts=None, n_tokens: int = 64, rounds: int = 2, f
             "ms_per_fork": branch_ms / forks if forks else 0.0}
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
+if __name__ == "__main__":
     for name in sys.argv[1:] or ["smollm2-135m", "gemma3-270m"]:
         c = measure_cost(name)
         print(f"{name}: entropix {c['tps']:.1f} tok/s, entropix:fork=4 {c['tps_fork']:.1f} tok/s "

@@ -15,7 +15,7 @@ entries (seeded) plus a few spikes 0.5 to 6 logits above the bulk's max, so that
 filter keeps a few dozen to a few hundred entries at α = 1.1 (on Gemma 3 logits it keeps
 about 30 to 1,500).
 
-Run as ``python -m entropic_local.kernels.entmax_bench``.
+    python benchmarks/entmax_kernel.py [MODEL]     (synthetic logits, or 16 steps of MODEL's)
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import time
 import numba
 import numpy as np
 
-from . import alpha_entmax as _em
-from .entmax_reference import entmax_ref
+from entropic_local.kernels import alpha_entmax as _em
+from entropic_local.kernels.entmax_filter import BLOCK, scan
+from entropic_local.kernels.entmax_reference import entmax_ref
 
 __all__ = ["run_entmax_bench", "format_entmax_bench", "synthetic_logits"]
 
@@ -74,7 +75,7 @@ def run_entmax_bench(logits=None, alphas=(1.1, 1.25, 1.5, 1.75, 2.0), repeats=10
     rows = [arr] if arr.ndim == 1 else [np.ascontiguousarray(r) for r in arr]
     n = rows[0].shape[0]
     out = np.empty(n, np.float32)
-    bmax = np.empty((n + _em._BLOCK - 1) // _em._BLOCK, np.int32)
+    bmax = np.empty((n + BLOCK - 1) // BLOCK, np.int32)
 
     old_threads = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -83,7 +84,7 @@ def run_entmax_bench(logits=None, alphas=(1.1, 1.25, 1.5, 1.75, 2.0), repeats=10
         for alpha in alphas:
             alpha = float(alpha)
             k = _em.entmax(rows[0], alpha, temperature, out)  # compile + warm up
-            survivors = int(_em._scan(rows[0], n, alpha, temperature, bmax)[3])
+            survivors = int(scan(rows[0], n, alpha, temperature, bmax)[3])
             kernel_ms = _median_ms(lambda z: _em.entmax(z, alpha, temperature, out), rows,
                                    repeats)
             ref = entmax_ref(rows[0], alpha, temperature)
@@ -133,7 +134,7 @@ def format_entmax_bench(d: dict) -> str:
 def model_logits(name: str, n_rows: int = 16) -> np.ndarray:
     """Real logits: the raw distributions of ``n_rows`` consecutive generation steps of
     model ``name`` (a path or a models.txt name) on a fixed prompt."""
-    import entropic_local as el  # only here: kernels never import the engine
+    import entropic_local as el
 
     m = el.load(name, n_ctx=512, seed=0, n_threads=1)
     try:
@@ -149,8 +150,7 @@ def model_logits(name: str, n_rows: int = 16) -> np.ndarray:
         m.close()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    # python -m entropic_local.kernels.entmax_bench [MODEL]: synthetic logits, or real ones
+if __name__ == "__main__":
     import sys
 
     if len(sys.argv) > 1:

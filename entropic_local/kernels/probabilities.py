@@ -16,7 +16,8 @@ import math
 import numba
 import numpy as np
 
-from .stats import FASTMATH, LOG2E, checked_max, weight
+from .fastmath import FASTMATH, LOG2E
+from .stats import checked_max, weight
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)

@@ -66,7 +66,7 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
                 presets: tuple[str, ...] = (), attention: str | None = None) -> dict:
     import llama_cpp
 
-    from .api import load
+    from ..api import load
 
     model = load(name, n_ctx=1024, n_threads=n_threads, flash_attn=False, verbose=verbose, seed=0)
     threads = model.n_threads
@@ -151,7 +151,7 @@ def thread_check(path, n_tokens: int = 48, rounds: int = 3) -> dict:
     """Raw greedy decode, ms/token: our thread choice vs llama.cpp's default of 4 threads."""
     import numpy as np
 
-    from .engine import Engine, physical_cores
+    from ..engine import Engine, physical_cores
 
     chosen = physical_cores()
     engines = {n: Engine(path, n_ctx=512, n_threads=n) for n in sorted({chosen, 4})}
@@ -194,7 +194,7 @@ def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, ve
     if kernels and biggest is not None:
         from numba import set_num_threads
 
-        from .kernels.bench import run_kernel_bench
+        from .kernels import run_kernel_bench
 
         set_num_threads(1)
         log(f"timing kernels on real {biggest[0]} logits ({biggest[1].shape[0]} entries) ...")
@@ -223,7 +223,7 @@ def format_report(report: dict) -> str:
         ms = ", ".join(f"{n} threads {v:.2f} ms/token" for n, v in t["ms_per_token"].items())
         lines.append(f"raw decode on {t['model']} ({t['physical_cores']} physical cores): {ms}")
     if report.get("kernels"):
-        from .kernels.bench import format_kernel_bench
+        from .kernels import format_kernel_bench
 
         k = dict(report["kernels"])
         lines.append("")

@@ -1,4 +1,5 @@
-"""The click command ``entropic-local batch INPUT.jsonl -o OUTPUT.jsonl``."""
+"""``entropic-local batch INPUT.jsonl -o OUTPUT.jsonl`` (the jobs, rows and runners:
+``entropic_local.batch``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import os
 
 import click
 
-from ..cli import _CONTEXT_SETTINGS, sampler_options, signals_deferred, verbose_option
 from ..errors import UsageError
+from .options import CONTEXT_SETTINGS, sampler_options, signals_deferred, verbose_option
 
 
-@click.command("batch", context_settings=_CONTEXT_SETTINGS)
+@click.command("batch", context_settings=CONTEXT_SETTINGS)
 @click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--output", "output_path", required=True, metavar="OUTPUT.jsonl",
               type=click.Path(dir_okay=False), help="Output JSONL (appended; rerun to resume).")
@@ -34,9 +35,9 @@ from ..errors import UsageError
               help="With --ray: actors, each holding one loaded model.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=None,
               help="With --ray: lines per shard sent to an actor (default: 2 x --parallel).")
-@verbose_option
-def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, sampler, flags, seed, max_tokens, parallel, steps, use_ray, ray_actors,
-                  shard_size, verbose):
+@verbose_option()
+def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, sampler, flags, seed,
+                  max_tokens, parallel, steps, use_ray, ray_actors, shard_size, verbose):
     """Generate for every line of INPUT.jsonl, appending one row per line to OUTPUT.jsonl.
 
     \b
@@ -55,10 +56,10 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
     \b
       entropic-local batch prompts.jsonl -o out.jsonl --parallel 8 --seed 1
     """
-    from ..samplers import SamplerChain
-    from .jobs import BadLine, check_unique, read_jobs
-    from .output import OutputFile, error_row
-    from .runner import Defaults, Progress, run_local
+    from ..batch.jobs import BadLine, check_unique, read_jobs
+    from ..batch.output import OutputFile, error_row
+    from ..batch.runner import Defaults, Progress, run_local
+    from ..samplers.chain import SamplerChain
 
     if input_path != "-":
         if not os.path.exists(input_path):
@@ -88,19 +89,18 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
                 write(error_row(it.custom_id, it.code, it.message), 0)
         jobs = [it for it in todo if not isinstance(it, BadLine)]
         if jobs:
-            from ..chat.command import _label
-            from ..registry import resolve_model
+            from ..registry import model_label, resolve_model
 
-            label = _label(model)
+            label = model_label(model)
             load_kwargs = {"n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "verbose": verbose}
             if use_ray:
-                from .ray_runner import run_ray
+                from ..batch.ray_runner import run_ray
 
                 resolve_model(model)  # download once, on the driver, before the actors start
                 run_ray(model, {**load_kwargs, "n_threads": threads}, jobs, write, defaults,
                         parallel=parallel, actors=ray_actors, label=label, shard_size=shard_size)
             else:
-                from .. import load
+                from ..api import load
 
                 m = load(model, n_threads=threads, **load_kwargs)
                 try:

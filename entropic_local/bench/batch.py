@@ -32,7 +32,7 @@ def _sampler(model) -> str:
 
 def bench_batch_model(name: str, *, n_prompts: int = 32, n_tokens: int = 64, parallels=(1, 2, 4, 8, 16),
                       rounds: int = 1, n_threads: int | None = None, log=print) -> dict:
-    from . import load
+    from ..api import load
 
     prompts = (PROMPTS * (n_prompts // len(PROMPTS) + 1))[:n_prompts]
     seeds = list(range(1, n_prompts + 1))
@@ -85,70 +85,3 @@ def run_batch_bench(names, *, n_prompts=32, n_tokens=64, parallels=(1, 2, 4, 8, 
 
     return [bench_batch_model(n, n_prompts=n_prompts, n_tokens=n_tokens, parallels=parallels, rounds=rounds,
                               n_threads=n_threads, log=log) for n in names]
-
-
-def raw_decode_scaling(name: str, sizes=(1, 2, 4, 8, 16), steps: int = 40) -> list[tuple[int, float]]:
-    """llama.cpp alone: median ms of one ``llama_decode`` of N one-token sequences (no
-    sampling), the ceiling of what batching can gain on this machine."""
-    from . import load
-
-    m = load(name, n_ctx=512, seed=0)
-    e = m.engine.sibling(n_ctx=2048, n_seq_max=max(sizes))
-    out = []
-    try:
-        p = m.tokenize(PROMPTS[0])
-        for n in sizes:
-            for s in range(max(sizes)):
-                e.seq_remove(s)
-            if e.decode_entries([(t, j, s, j == len(p) - 1) for s in range(n) for j, t in enumerate(p)]) != 0:
-                raise RuntimeError("prefill failed")
-            times = []
-            for k in range(steps):
-                t0 = time.perf_counter()
-                if e.decode_entries([(1000 + s, len(p) + k, s, True) for s in range(n)]) != 0:
-                    raise RuntimeError("decode failed")
-                times.append(time.perf_counter() - t0)
-            out.append((n, statistics.median(times) * 1000))
-    finally:
-        e.close()
-        m.close()
-    return out
-
-
-def batching_noise(name: str, parallels=(1, 2, 8), n_prompts: int = 8, n_tokens: int = 32) -> list[str]:
-    """How many greedy batch outputs equal single runs (each from an empty cache), per
-    ``parallel``: batching changes llama.cpp's matmul paths, which can flip near-ties."""
-    from . import load
-
-    m = load(name, n_ctx=512, seed=0)
-    try:
-        prompts = PROMPTS[:n_prompts]
-        single = []
-        for p in prompts:
-            m.reset()
-            single.append(m.generate(p, max_tokens=n_tokens, sampler="greedy").token_ids)
-        out = []
-        for par in parallels:
-            got = m.generate_batch(prompts, max_tokens=n_tokens, sampler="greedy", parallel=par)
-            same = sum(a == g.token_ids for a, g in zip(single, got))
-            out.append(f"parallel {par}: {same}/{len(prompts)} identical")
-        return out
-    finally:
-        m.close()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # python -m entropic_local.bench_batch [--raw | --noise] [MODEL ...]
-    args = [a for a in sys.argv[1:] if a not in ("--raw", "--noise")]
-    names = args or ["smollm2-135m", "gemma3-270m"]
-    if "--noise" in sys.argv[1:]:
-        for name in names:
-            print(f"{name}: " + "; ".join(batching_noise(name)))
-    elif "--raw" in sys.argv[1:]:
-        for name in names:
-            rows = raw_decode_scaling(name)
-            base = rows[0][1]
-            print(name + ": " + "; ".join(f"N={n} {ms:.1f} ms/step, {n / ms * 1000:.0f} tok/s "
-                                          f"({n * base / ms:.2f}x)" for n, ms in rows))
-    else:
-        print(format_batch_report(run_batch_bench(names)))

@@ -24,22 +24,20 @@ K · depth tokens in ``depth`` decodes, reported per step (``fork_ms``) and in
 (``llama_decode`` returns 1) or the context would overflow, nothing is branched and the
 stage's own choice (the first candidate) stands; the step records ``fork_skipped``.
 
-Numerics: a branch's scores equal a sequential recomputation (the candidate decoded alone
-after the prompt, then greedy) exactly on SmolLM2-135M. On Gemma 3 270M they do for K = 1, 2
-and differ by ~0.05 nats over 4 tokens at K = 4: a micro-batch of 4 rows takes another
-matmul path in llama.cpp (the batching noise in notes/llama-cpp-facts.md).
+Numerics: a branch's scores equal a sequential recomputation up to llama.cpp's batching
+noise (a micro-batch of several rows takes another matmul path; ``docs/measurements.md``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .engine import Engine
-from .kernels import logit_stats
-from .samplers import Fork
+from ..kernels import logit_stats
+from ..samplers.candidates import Fork
 
 
 @dataclass
@@ -63,7 +61,7 @@ class BranchResult:
         return d
 
 
-def roll_out(engine: Engine, fork: Fork, first_logprobs: list[float], n_past: int) -> BranchResult:
+def roll_out(engine: Any, fork: Fork, first_logprobs: list[float], n_past: int) -> BranchResult:
     """Branch on sequences 1..K of ``engine`` (module doc); sequence 0 is left as it was."""
     t0 = time.perf_counter()
     tokens = tuple(int(t) for t in fork.tokens)

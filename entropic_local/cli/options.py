@@ -1,0 +1,145 @@
+"""What the commands share: their click options, reading input as UTF-8, writing output
+whole under signals, refusing an output path before any work."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import signal
+import sys
+import tempfile
+from typing import Any, Callable, TextIO
+
+import click
+
+from ..errors import Terminated, UsageError
+
+__all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "sampler_options",
+           "clean_text", "read_stdin", "stdin_text", "signals_deferred", "on_sigterm",
+           "check_writable"]
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+_verbose = False
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    global _verbose
+    if value:
+        _verbose = True
+    return value
+
+
+def is_verbose() -> bool:
+    """Whether ``--verbose`` was given (``main`` then prints tracebacks)."""
+    return _verbose
+
+
+def verbose_option(help: str = "Show llama.cpp's log and full tracebacks on errors.") -> Callable:
+    return click.option("--verbose", "-v", is_flag=True, callback=_set_verbose, expose_value=True,
+                        help=help)
+
+
+def _apply(f: Callable, opts: list[Callable]) -> Callable:
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def model_options(f: Callable) -> Callable:
+    """Options shared by every command that loads a model."""
+    return _apply(f, [
+        click.option("-m", "--model", default=None, metavar="MODEL",
+                     help="A .gguf path or a name from models.txt (default: smollm2-135m)."),
+        click.option("--n-ctx", type=click.IntRange(min=0), default=None,
+                     help="Context size in tokens (default: min(4096, the model's training context))."),
+        click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
+                     help="CPU threads (default: $ENTROPIC_LOCAL_THREADS, else the number of physical cores)."),
+        click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
+                     help="Layers to offload to the GPU (-1: all)."),
+        click.option("--attention", default=None, metavar="last|all|3,7,11",
+                     help="Capture these layers' attention; adds attention entropy, varentropy, "
+                          "agreement and interaction strength to each step (flash attention off)."),
+    ])
+
+
+def sampler_options(f: Callable) -> Callable:
+    """``--sampler SPEC``, every llama.cpp sampling flag the stages declare (``--temp``,
+    ``--top-k``...: ``samplers.registry.flag_table``) and ``--seed``. The command gets
+    ``sampler`` and ``flags`` (the flags given, by key) instead of one argument per flag."""
+    from ..samplers.registry import flag_table
+
+    table = [flag for flag, _ in flag_table().values()]
+
+    @functools.wraps(f)
+    def command(*args: Any, **kw: Any) -> Any:
+        given = {fl.key: kw.pop(fl.key) for fl in table}
+        return f(*args, flags={k: v for k, v in given.items() if v is not None}, **kw)
+
+    return _apply(command, [
+        click.option("-s", "--sampler", default="llama", show_default=True, metavar="SPEC",
+                     help="A chain spec such as 'top_k=40,top_p=0.95,min_p=0.05,temp=0.8' "
+                          "or a preset (greedy, llama)."),
+        *(click.option(fl.cli, fl.key, type=fl.kind, default=None, help=fl.help) for fl in table),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Random seed (default: a fresh one, reported in --json output)."),
+    ])
+
+
+def clean_text(s: str) -> str:
+    """Text from the command line or stdin with bytes that are not UTF-8 (Python's surrogate
+    escapes) as U+FFFD, so that every output (JSON, traces, saved chats) is valid UTF-8."""
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # lone surrogates of another kind
+        return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def read_stdin() -> str:
+    """All of standard input as text, whatever the locale: invalid UTF-8 becomes U+FFFD."""
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:  # a replaced stdin (tests): already text
+        return clean_text(sys.stdin.read())
+    return buf.read().decode("utf-8", errors="replace")
+
+
+def stdin_text() -> TextIO:
+    """Standard input as a UTF-8 text stream whatever the locale; invalid bytes become U+FFFD."""
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:
+        return sys.stdin
+    return io.TextIOWrapper(buf, encoding="utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT/SIGTERM until the block is done (they are delivered right after it), so an
+    interrupt never cuts a line of output in half."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM stops like Ctrl-C: what was made is written, then the exit status is 143."""
+    raise Terminated()
+
+
+def check_writable(path: str) -> None:
+    """Fail before any work if an output file cannot be written (missing or read-only dir)."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    fix = "create the directory or choose another path"
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write {path}: no such directory {parent}", hint=fix)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UsageError(f"cannot write {path}: permission denied", hint=fix)
+    try:  # a real probe: permissions, read-only mounts and pseudo file systems, root included
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".entropic-local-probe-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {(e.strerror or str(e)).lower()}", hint=fix) from None
