@@ -1,4 +1,4 @@
-"""Adaptive entropy sparsity (samplers/aes.py): the map D(S, V), entmax sampling, support,
+"""Adaptive entropy sparsity (samplers/stages/entmax.py): the map D(S, V), entmax sampling, support,
 specs, and real-model runs of the aes and thermostat presets."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import entropic_local as el
 from entropic_local.decode.branching import roll_out
 from entropic_local.kernels import logit_stats
 from entropic_local.samplers import Candidates, Fork, SamplerChain
-from entropic_local.samplers.entropix import Entropix
+from entropic_local.samplers.stages.entropix import Entropix
 
 EXPLORE_ONLY = dict(low_ent=0.0, med_ent=0.0, high_ent=100.0, low_vent=0.0, high_vent=0.0)
 ALWAYS_FORK = "entropix:low_ent=0,med_ent=0,high_ent=100,low_vent=0,high_vent=0"

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from entropic_local.chat.repl import (
-    Chat, Printer, block_open, entropy_colour, history_path, prob_colour, strip_block,
-)
-from entropic_local.chat.session import ChatSession, ReplyStats
+from entropic_local.chat.commands import Chat
+from entropic_local.chat.printer import Printer, entropy_colour, prob_colour
+from entropic_local.chat.reply import ReplyStats
+from entropic_local.chat.repl import block_open, history_path, strip_block
+from entropic_local.chat.session import ChatSession
 from entropic_local.chat.templates import special_token_text
 from entropic_local.chat.templates import ChatTemplateError, select_template
 from entropic_local.errors import ContextOverflow, InvalidSamplerSpec, UsageError

@@ -1,4 +1,4 @@
-"""Free-energy sampler (samplers/thermo.py): the energy window is min-p, the free-energy
+"""Free-energy sampler (samplers/stages/free_energy.py): the energy window is min-p, the free-energy
 budget is top-p, the thermostat hits its entropy target, per-step fields, seeds."""
 
 from __future__ import annotations

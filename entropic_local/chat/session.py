@@ -1,4 +1,5 @@
-"""A chat session: the conversation, its settings, context trimming, /save and /load.
+"""A chat session: the conversation, its settings, context trimming (files: ``saved.py``;
+one reply: ``reply.py``).
 
 The conversation is kept in OpenAI message shape (``{"role": ..., "content": ...}``); the
 system prompt is held apart and always goes first. An interrupted reply stays in the
@@ -21,32 +22,26 @@ KV cache; the shifted turns are decoded again once.
 from __future__ import annotations
 
 import difflib
-import json
-import math
 import os
 import secrets
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..errors import ContextOverflow, EntropicError, InvalidSamplerSpec, UsageError
-from ..atomic_file import write_text_atomic
+from ..errors import ContextOverflow, InvalidSamplerSpec, UsageError
 from ..samplers.chain import SamplerChain
 from ..samplers.params import parse_number
 from ..samplers.registry import find_flag, flag_table, stages
+from .reply import Reply, ReplyStats
+from .saved import load_session, save_session, session_dict, write_trace
 from .templates import ChatTemplate, int_meta, select_template
 
-SAVE_FORMAT = "entropic-local-chat"
-SAVE_VERSION = 1
 DEFAULT_RESERVE = 512
-COLOR_MODES = ("entropy", "logprob", "off")
 
 # /set NAME also takes every sampling flag the stages declare (``samplers.registry.find_flag``:
 # its key, request field, command-line name or an alias)
 PARAM_ALIASES = {"num_predict": "max_tokens", "n_predict": "max_tokens"}
 SESSION_PARAMS = ("sampler", "system", "seed", "max_tokens", "template")
-QUIET_ACTIONS = frozenset({"", "none", "argmax", "greedy", "sample", "default", "flow", "flowing"})
 
 
 def _norm(name: str) -> str:
@@ -56,117 +51,6 @@ def _norm(name: str) -> str:
 
 def settable_names() -> list[str]:
     return list(SESSION_PARAMS) + list(flag_table())
-
-
-@dataclass
-class ReplyStats:
-    """What one reply cost and how sure the model was."""
-
-    n_tokens: int = 0
-    prompt_tokens: int = 0
-    prompt_eval_tokens: int = 0
-    prompt_tps: float = 0.0
-    gen_tps: float = 0.0
-    mean_entropy: float = 0.0
-    mean_logprob: float = 0.0
-    finish: str = ""
-    seed: int | None = None
-    actions: dict[str, int] = field(default_factory=dict)
-
-    def line(self) -> str:
-        parts = [f"{self.n_tokens} tokens"]
-        if self.prompt_eval_tokens:
-            parts.append(f"prompt {self.prompt_eval_tokens} tok at {self.prompt_tps:.0f} tok/s")
-        else:
-            parts.append("prompt cached")
-        parts.append(f"generation {self.gen_tps:.1f} tok/s")
-        parts.append(f"mean entropy {self.mean_entropy:.2f} nats" if self.n_tokens else "mean entropy -")
-        if self.actions:
-            parts.append("actions " + ", ".join(f"{k}×{v}" for k, v in sorted(self.actions.items())))
-        if self.finish in ("length", "context", "interrupted"):
-            parts.append({"length": "cut at max_tokens", "context": "context full",
-                          "interrupted": "interrupted"}[self.finish])
-        return " · ".join(parts)
-
-
-class Reply:
-    """One streamed assistant reply. Iterate for ``Step``s, then call ``finish()``.
-
-    End-of-turn control tokens that llama.cpp does not flag as end-of-generation stop the
-    reply too (they are never shown). ``interrupt()`` (Ctrl-C) stops it; ``finish()``
-    records the reply in the conversation (marked when interrupted) and returns its stats.
-    """
-
-    def __init__(self, session: "ChatSession", tokens: list[int], seed: int | None, notice: str | None):
-        self.session = session
-        self.notice = notice
-        self.prompt_tokens = tokens
-        room = session.model.n_ctx - len(tokens)
-        max_tokens = room if session.max_tokens is None else min(session.max_tokens, room)
-        self._room_bound = max_tokens == room  # a reply cut there ran out of context
-        self.stream = session.model.stream(tokens, max_tokens=max(1, max_tokens), sampler=session.chain,
-                                           seed=seed, stop=session.text_stops or None)
-        self.steps: list[Any] = []
-        self.interrupted = False
-        self.stopped_by_token = False
-        self._it: Iterator[Any] | None = None
-        self._done = False
-        self.stats: ReplyStats | None = None
-
-    def __iter__(self) -> Iterator[Any]:
-        stop_ids = self.session.stop_ids
-        self._it = iter(self.stream)
-        for step in self._it:
-            if step.token_id in stop_ids:
-                self.stopped_by_token = True
-                self._it.close()
-                return
-            self.steps.append(step)
-            yield step
-
-    @property
-    def tail(self) -> str:
-        """Text released after the last step (held back while it could start a stop string)."""
-        return self.stream.tail if not (self.interrupted or self.stopped_by_token) else ""
-
-    def interrupt(self) -> None:
-        self.interrupted = True
-        if self._it is not None:
-            self._it.close()
-
-    def finish(self) -> ReplyStats:
-        if self._done:
-            assert self.stats is not None
-            return self.stats
-        self._done = True
-        if self._it is not None:
-            self._it.close()
-        gen = self.stream.generation
-        text = gen.text if gen is not None else "".join(s.text for s in self.steps)
-        finish = "interrupted" if self.interrupted else (
-            "stop" if self.stopped_by_token else (gen.finish_reason if gen is not None else "stop"))
-        if finish == "length" and self._room_bound:
-            finish = "context"
-        t = self.stream.loop.timings
-        steps = self.steps
-        actions = Counter(str(s.info.get("action")) for s in steps
-                          if s.info.get("action") is not None
-                          and str(s.info.get("action")).lower() not in QUIET_ACTIONS)
-        st = ReplyStats(
-            n_tokens=len(steps),
-            prompt_tokens=len(self.prompt_tokens),
-            prompt_eval_tokens=t.prompt_eval_tokens,
-            prompt_tps=t.prompt_tps,
-            gen_tps=(len(steps) / (t.gen_ms / 1000)) if t.gen_ms > 0 else 0.0,
-            mean_entropy=(sum(s.entropy for s in steps) / len(steps)) if steps else 0.0,
-            mean_logprob=(sum(s.logprob for s in steps) / len(steps)) if steps else 0.0,
-            finish=finish,
-            seed=self.stream.seed,
-            actions=dict(actions),
-        )
-        self.stats = st
-        self.session._record_reply(text, self.interrupted, steps, st)
-        return st
 
 
 class ChatSession:
@@ -402,131 +286,21 @@ class ChatSession:
         self.chain = self.chain.with_stage_params(stage_name, **{param: cls.convert(param, value)})
         return f"{key} = {value} → sampler {self.chain}"
 
-    # ------------------------------------------------------------------ save / load
+    # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": SAVE_FORMAT,
-            "version": SAVE_VERSION,
-            "model": self.model.name,
-            "settings": self.params(),
-            "context_start": self.context_start,
-            "messages": self.messages(),
-        }
+        return session_dict(self)
 
     def save(self, path: str | os.PathLike) -> Path:
-        p = Path(path).expanduser()
-        data = json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
-        try:
-            if p.parent and not p.parent.exists():
-                p.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(p, data)  # all or nothing: an older file stays whole
-        except OSError as e:
-            raise UsageError(f"cannot save to {p}: {e.strerror or e}",
-                             hint="free some space or choose another path") from None
-        return p
+        return save_session(self, path)
 
     def load(self, path: str | os.PathLike) -> list[str]:
         """Replace the conversation and settings with a saved session; returns notices.
         Validates everything before changing anything."""
-        p = Path(path).expanduser()
-        try:
-            raw = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UsageError(f"cannot load {p}: no such file") from None
-        except IsADirectoryError:
-            raise UsageError(f"cannot load {p}: it is a directory") from None
-        except UnicodeDecodeError:
-            raise UsageError(f"cannot load {p}: not a UTF-8 text file") from None
-        except OSError as e:
-            raise UsageError(f"cannot load {p}: {e.strerror or e}") from None
-        try:
-            data = json.loads(raw)
-        except ValueError as e:
-            raise UsageError(f"cannot load {p}: not valid JSON ({e})") from None
-        if isinstance(data, list):
-            data = {"messages": data}
-        if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-            raise UsageError(f"cannot load {p}: expected a saved chat (an object with a 'messages' "
-                             "list, or a list of messages)")
-        messages = data["messages"]
-        system = None
-        turns: list[dict[str, Any]] = []
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
-                    or not isinstance(m.get("content"), str):
-                raise UsageError(f"cannot load {p}: message {i} is not a {{role: system|user|assistant, "
-                                 "content: text}} object")
-            if m["role"] == "system":
-                if i != 0:
-                    raise UsageError(f"cannot load {p}: a system message may only come first (message {i})")
-                system = m["content"]
-                continue
-            msg = {"role": m["role"], "content": m["content"]}
-            if m.get("interrupted"):
-                msg["interrupted"] = True
-            turns.append(msg)
-        settings = data.get("settings") or {}
-        if not isinstance(settings, dict):
-            raise UsageError(f"cannot load {p}: 'settings' must be an object")
-        chain = self.chain
-        if settings.get("sampler"):
-            try:
-                chain = SamplerChain.parse(str(settings["sampler"]))
-            except EntropicError as e:
-                raise UsageError(f"cannot load {p}: bad sampler in settings: {e}") from None
-        seed = settings.get("seed", self.seed)
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-            raise UsageError(f"cannot load {p}: bad seed {seed!r} in settings")
-        max_tokens = settings.get("max_tokens", self.max_tokens)
-        if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
-                                       or max_tokens < 1):
-            raise UsageError(f"cannot load {p}: bad max_tokens {max_tokens!r} in settings")
-        start = data.get("context_start", 0)
-        if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= len(turns):
-            start = 0
-        while start < len(turns) and turns[start]["role"] != "user":
-            start += 1
-        notices: list[str] = []
-        saved_model = data.get("model")
-        if saved_model and saved_model != self.model.name:
-            notices.append(f"this chat was saved with model {saved_model}; continuing with {self.model.name}")
-        saved_tmpl = settings.get("chat_template")
-        if saved_tmpl and saved_tmpl != self.template.name:
-            notices.append(f"it was saved with chat template {saved_tmpl}; this session uses "
-                           f"{self.template.name} (/set template to change)")
-        # all checked: apply
-        self.system = system
-        self.turns = turns
-        self.context_start = start
-        self.chain = chain
-        self.seed = seed
-        self.max_tokens = max_tokens
-        color = settings.get("color")
-        if color in COLOR_MODES:
-            self.color = color
-        self.last_steps = []
-        self.last_stats = None
-        return notices
+        return load_session(self, path)
 
     def write_trace(self, path: str | os.PathLike) -> tuple[Path, int]:
         """Per-token metrics of the last reply as JSON lines."""
-        if not self.last_steps:
-            raise UsageError("no reply to trace yet")
-        p = Path(path).expanduser()
-        lines = []
-        for s in self.last_steps:
-            d = s.to_dict()
-            for k, v in list(d.items()):
-                if isinstance(v, float) and not math.isfinite(v):
-                    d[k] = None
-            lines.append(json.dumps(d, ensure_ascii=False) + "\n")
-        try:
-            write_text_atomic(p, "".join(lines))  # all or nothing: never a cut line
-        except OSError as e:
-            raise UsageError(f"cannot write {p}: {e.strerror or e}",
-                             hint="free some space or choose another path") from None
-        return p, len(self.last_steps)
-
+        return write_trace(self, path)
 
 def _unquote(s: str) -> str:
     if len(s) >= 2 and s[0] == s[-1] and s[0] in "\"'":

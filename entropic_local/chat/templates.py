@@ -50,6 +50,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ChatTemplateError, UnsafeTemplateError  # defined with every other error
 from ..registry import model_label, registry_template
+from .builtin_templates import BUILTIN, FALLBACK, KNOWN_END_MARKERS, SAMPLE_CONVERSATION, builtin_names
 
 __all__ = [
     "BUILTIN",
@@ -62,7 +63,6 @@ __all__ = [
     "SAMPLE_CONVERSATION",
 ]
 
-FALLBACK = "plain"
 MAX_OUTPUT_CHARS = 4_000_000  # a rendered prompt longer than this is refused
 _MAX_REPEAT = 1_000_000       # longest string/list '*' may build
 _MAX_POWER_BITS = 4096        # largest integer '**' may build
@@ -70,116 +70,6 @@ _MAX_POWER_BITS = 4096        # largest integer '**' may build
 
 class _TemplateRaised(Exception):
     """``raise_exception(...)`` called by a template (a rule of the template, not a bug)."""
-
-
-# --------------------------------------------------------------------------- built-ins
-
-@dataclass(frozen=True)
-class _Builtin:
-    text: str
-    stop: tuple[str, ...]
-    about: str
-
-
-_CHATML = (
-    "{% for message in messages %}"
-    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-# Google's Gemma 3 template (string contents): the system prompt is folded into the first
-# user turn, the assistant role is called "model".
-_GEMMA = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}"
-    "{%- else -%}{%- set role = message['role'] -%}{%- endif -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
-    "{{ message['content'] | trim }}"
-    "{{ '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
-)
-
-_LLAMA3 = (
-    "{% set loop_messages = messages %}"
-    "{% for message in loop_messages %}"
-    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
-    "+ message['content'] | trim + '<|eot_id|>' %}"
-    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
-    "{{ content }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
-
-_PHI3 = (
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
-)
-
-# Mistral instruct: no system role; a system prompt is folded into the first user turn.
-_MISTRAL = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}{%- set prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{{ '[INST] ' + (prefix if loop.first else '') + message['content'] + ' [/INST]' }}"
-    "{%- else -%}{{ message['content'] + eos_token }}{%- endif -%}"
-    "{%- endfor -%}"
-)
-
-# The fallback for models without a chat template (base models): a plain transcript,
-# which any language model can continue. The reply ends where the model starts a new
-# "User:" or "Assistant:" line.
-_PLAIN = (
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'system' -%}{{ message['content'] | trim }}{{ '\n\n' }}"
-    "{%- elif message['role'] == 'user' -%}{{ 'User: ' + (message['content'] | trim) + '\n' }}"
-    "{%- else -%}{{ 'Assistant: ' + (message['content'] | trim) + '\n\n' }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ 'Assistant:' }}{%- endif -%}"
-)
-
-BUILTIN: dict[str, _Builtin] = {
-    "chatml": _Builtin(_CHATML, ("<|im_end|>",), "ChatML (<|im_start|>role ... <|im_end|>): SmolLM, Qwen, many fine-tunes"),
-    "gemma": _Builtin(_GEMMA, ("<end_of_turn>",), "Gemma (<start_of_turn>user ... <end_of_turn>), system prompt folded into the first turn"),
-    "llama3": _Builtin(_LLAMA3, ("<|eot_id|>",), "Llama 3 (<|start_header_id|>role<|end_header_id|> ... <|eot_id|>)"),
-    "phi3": _Builtin(_PHI3, ("<|end|>",), "Phi-3 (<|user|> ... <|end|>)"),
-    "mistral": _Builtin(_MISTRAL, ("</s>",), "Mistral instruct ([INST] ... [/INST]), system prompt folded into the first turn"),
-    "plain": _Builtin(_PLAIN, ("\nUser:", "\nAssistant:"), "plain transcript (User: ... / Assistant: ...): the fallback for base models"),
-}
-
-# End-of-turn markers worth stopping on when a GGUF template uses them (most are also
-# end-of-generation tokens in llama.cpp's vocabulary, which stop generation anyway).
-_KNOWN_END_MARKERS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>",
-                      "<|end_of_text|>", "</s>")
-
-SAMPLE_CONVERSATION: list[dict[str, str]] = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "Hello!"},
-    {"role": "assistant", "content": "Hi! How can I help?"},
-    {"role": "user", "content": "Tell me a joke."},
-]
-
-
-def builtin_names() -> list[str]:
-    return list(BUILTIN)
 
 
 # --------------------------------------------------------------------------- the sandbox
@@ -393,7 +283,7 @@ class ChatTemplate:
 
 
 def _gguf_stops(text: str, eos_token: str) -> tuple[str, ...]:
-    out = [m for m in _KNOWN_END_MARKERS if m in text]
+    out = [m for m in KNOWN_END_MARKERS if m in text]
     if eos_token and eos_token not in out:
         out.append(eos_token)
     return tuple(out)

@@ -40,7 +40,9 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
       printf 'Hi!\\nWhat is 2+2?\\n' | entropic-local chat --sampler greedy -n 64
     """
     from ..api import load
-    from ..chat.repl import Chat, Printer, run_interactive, run_piped
+    from ..chat.commands import Chat
+    from ..chat.printer import Printer
+    from ..chat.repl import run_interactive, run_piped
     from ..chat.session import ChatSession
     from ..chat.templates import model_template, select_template, template_context
     from ..registry import check_gguf_header, resolve_model

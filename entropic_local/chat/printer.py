@@ -1,0 +1,129 @@
+"""Where chat output goes: terminal colours by the model's entropy or the chosen token's
+probability, and terminal-safe text.
+
+Colour: each token is coloured by the model's entropy (or the chosen token's probability)
+with click's ANSI styling, only when stdout is a terminal and colour is not turned off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TextIO
+
+import click
+
+from .reply import QUIET_ACTIONS
+
+__all__ = ["Printer", "legend", "safe", "entropy_colour", "prob_colour", "ENTROPY_LEVELS", "PROB_LEVELS"]
+
+# (upper bound, colour): a token whose entropy (nats) is below the bound gets the colour
+ENTROPY_LEVELS: tuple[tuple[float, str | None], ...] = (
+    (0.5, None), (1.5, "yellow"), (3.0, "red"), (math.inf, "magenta"))
+# (lower bound on p = exp(logprob), colour)
+PROB_LEVELS: tuple[tuple[float, str | None], ...] = (
+    (0.7, None), (0.3, "yellow"), (0.1, "red"), (0.0, "magenta"))
+
+
+def entropy_colour(entropy: float) -> str | None:
+    for bound, colour in ENTROPY_LEVELS:
+        if entropy < bound:
+            return colour
+    return ENTROPY_LEVELS[-1][1]
+
+
+def prob_colour(logprob: float) -> str | None:
+    p = math.exp(logprob) if logprob > -700 else 0.0
+    for bound, colour in PROB_LEVELS:
+        if p >= bound:
+            return colour
+    return PROB_LEVELS[-1][1]
+
+
+_CONTROL = {c: f"^{chr(c + 64)}" for c in range(32) if chr(c) not in "\n\t"}
+_CONTROL[0x7F] = "^?"
+_CONTROL.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})
+
+
+def safe(text: str) -> str:
+    """Text with terminal control characters made visible (``ESC`` → ``^[``): model output
+    and loaded files must not be able to drive the user's terminal."""
+    return text.translate(_CONTROL)
+
+
+class Printer:
+    """Where chat output goes; colours only when ``color`` (a terminal, not --no-color)."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, color: bool, interactive: bool, verbose: bool = False):
+        self.out = out
+        self.err = err
+        self.color = color
+        self.interactive = interactive
+        self.verbose = verbose
+
+    def style(self, text: str, **kw: Any) -> str:
+        return click.style(text, **kw) if self.color else text
+
+    def write(self, text: str, *, err: bool = False) -> None:
+        stream = self.err if err else self.out
+        stream.write(text)
+        stream.flush()
+
+    def line(self, text: str = "", **style: Any) -> None:
+        self.write((self.style(text, **style) if style else text) + "\n")
+
+    def dim(self, text: str) -> None:
+        # in batch mode status lines would pollute the replies: stderr, and only with -v
+        if self.interactive:
+            self.line(text, dim=True)
+        elif self.verbose:
+            self.write(text + "\n", err=True)
+
+    def info(self, text: str) -> None:
+        """A confirmation (``/set``, ``/save``...): dim on a terminal, stderr when piped."""
+        if self.interactive:
+            self.line(text, dim=True)
+        else:
+            self.write(text + "\n", err=True)
+
+    def notice(self, text: str) -> None:
+        msg = "note: " + text
+        if self.interactive:
+            self.line(msg, fg="yellow")
+        else:
+            self.write(msg + "\n", err=True)
+
+    def error(self, text: str) -> None:
+        msg = "error: " + text
+        if self.interactive:
+            self.line(msg, fg="red", bold=True)
+        else:
+            self.write(f"entropic-local chat: {msg}\n", err=True)
+
+    def step(self, step: Any, mode: str) -> None:
+        text = safe(step.text) if self.interactive else step.text
+        action = step.info.get("action") if step.info else None
+        marker = ""
+        if action is not None and self.interactive and str(action).lower() not in QUIET_ACTIONS:
+            marker = self.style(f"‹{action}›", fg="cyan", bold=True)
+        if not text and not marker:
+            return
+        colour = None
+        if self.color and mode != "off" and text.strip():
+            colour = entropy_colour(step.entropy) if mode == "entropy" else prob_colour(step.logprob)
+        self.write(marker + (click.style(text, fg=colour) if colour else text))
+
+
+def legend(p: Printer) -> list[str]:
+    def sw(text: str, colour: str | None) -> str:
+        return p.style(text, fg=colour) if colour else text
+
+    ent = " · ".join([sw("plain < 0.5", None), sw("yellow 0.5–1.5", "yellow"),
+                      sw("red 1.5–3", "red"), sw("magenta ≥ 3", "magenta")])
+    prob = " · ".join([sw("plain p ≥ 0.7", None), sw("yellow 0.3–0.7", "yellow"),
+                       sw("red 0.1–0.3", "red"), sw("magenta < 0.1", "magenta")])
+    return [
+        f"Colours, /color entropy (the model's entropy in nats): {ent}",
+        f"Colours, /color logprob (probability of the chosen token): {prob}",
+        "  " + p.style("‹clarify›", fg="cyan", bold=True)
+        + " marks a step where an adaptive sampler (entropix) acted: clarify, explore, resample, fork...",
+    ]
