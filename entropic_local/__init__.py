@@ -15,9 +15,11 @@ from typing import Any
 
 from .errors import (
     ContextOverflow,
+    DecodeError,
     EntropicError,
     InvalidModelFile,
     InvalidSamplerSpec,
+    LlamaError,
     ModelLoadError,
     ModelNotFound,
     UsageError,
@@ -35,7 +37,7 @@ _WHERE = {
 __all__ = [
     "load", "Model", "Stream", "Generation", "Step", "Timings", "SamplerChain", "BatchRequest",
     "EntropicError", "UsageError", "InvalidSamplerSpec", "ModelNotFound",
-    "InvalidModelFile", "ContextOverflow", "ModelLoadError",
+    "InvalidModelFile", "ContextOverflow", "LlamaError", "ModelLoadError", "DecodeError",
 ]
 
 

@@ -51,17 +51,19 @@ class ContextOverflow(EntropicError):
     exit_code = 6
 
 
-class ModelLoadError(EntropicError):
+class LlamaError(EntropicError):
+    """llama.cpp failed: to load a model or create a context, or to decode."""
+
+    exit_code = 7
+
+
+class ModelLoadError(LlamaError):
     """llama.cpp refused to load a model or create a context for another reason."""
 
-    exit_code = 7
 
-
-class DecodeError(EntropicError):
+class DecodeError(LlamaError):
     """llama.cpp failed to decode (an error code from ``llama_decode``, or logits that came
     back NaN: a broken model file)."""
-
-    exit_code = 7
 
 
 class AttentionUnavailable(EntropicError):

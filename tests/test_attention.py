@@ -322,9 +322,10 @@ def test_callback_ask_answers_on_fake_tensors():
     """The compiled ask path: which node names it wants (no llama.cpp involved)."""
     import ctypes
 
-    from entropic_local.engine.attention import AttentionCapture, _eval_callback
+    from entropic_local.engine.attention import AttentionCapture
+    from entropic_local.engine.attention_callback import eval_callback
 
-    fn = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_bool, ctypes.c_void_p)(_eval_callback.address)
+    fn = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_bool, ctypes.c_void_p)(eval_callback.address)
 
     def asks(cap, name: bytes) -> bool:
         t = np.zeros(336, np.uint8)

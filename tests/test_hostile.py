@@ -34,13 +34,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import entropic_local as el
-from entropic_local import errors, registry
+from entropic_local import errors
+from entropic_local.registry import hub as registry_hub
 from entropic_local.cli import EXIT_CODES
 from entropic_local.errors import ContextOverflow, InvalidModelFile, ModelNotFound, UsageError
 from entropic_local.registry import check_gguf_header, resolve_model
@@ -446,7 +446,7 @@ def hub(tmp_path, monkeypatch):
     models = tmp_path / "models.txt"
     models.write_text(f"pinned  hf:o/P-GGUF/p.gguf  {hashlib.sha256(good).hexdigest()}  gguf\n")
     monkeypatch.setenv("ENTROPIC_LOCAL_MODELS", str(models))
-    monkeypatch.setattr(registry, "_hub_unreachable", lambda endpoint, timeout: None)
+    monkeypatch.setattr(registry_hub, "hub_unreachable", lambda endpoint, timeout: None)
 
     class Hub:
         payload: bytes | Exception = good

@@ -32,7 +32,7 @@ import math
 import os
 import time
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import UsageError
 
@@ -172,10 +172,6 @@ class OutputFile:
             raise UsageError(f"cannot write {self.path}: {e.strerror or e}",
                              hint="free some space, then rerun the same command to resume") from None
         self.done.add(row["custom_id"])
-
-    def write_all(self, rows: Iterable[dict[str, Any]]) -> None:
-        for r in rows:
-            self.write(r)
 
     def close(self) -> None:
         if self._f is not None:

@@ -23,7 +23,10 @@ Definitions (``n`` valid cells, ``H`` heads, natural logs, ``0 log 0 = 0``):
   ``p = 0`` (masked, or underflowed to 0) contributes 0 to both;
 * agreement ``(1 / (H n)) sum_h sum_j |p_hj - m_j|``, ``m_j = (1/H) sum_h p_hj``: the mean
   absolute deviation of the heads from their mean distribution, averaged over heads and
-  valid cells (it scales like ``1/n`` as the context grows: every row sums to 1);
+  valid cells (it scales like ``1/n`` as the context grows: every row sums to 1). Despite
+  the name, which is upstream Entropix's and is kept in every output, it measures
+  *disagreement*: 0 when all heads attend alike. Entropix normalises it into the head
+  disagreement ``D`` (``samplers/entropix_policy.py``);
 * interaction strength ``(1 / (H n)) sum_h sum_j |s_hj|`` where ``s_hj`` is the pre-softmax
   score the softmax actually sees: ``scale * x_hj`` with ``x`` the softmax input (the
   ``kq-<layer>`` node, or the soft-capped ``kq_scaled_2-<layer>``) and ``scale`` the
