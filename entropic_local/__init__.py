@@ -10,9 +10,6 @@ samplers) does not load llama.cpp.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from .errors import (
     ContextOverflow,
     DecodeError,
@@ -24,6 +21,7 @@ from .errors import (
     ModelNotFound,
     UsageError,
 )
+from .lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -41,14 +39,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)

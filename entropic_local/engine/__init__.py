@@ -1,7 +1,16 @@
 """The llama.cpp binding: model, context, batches, KV cache, tokenizer, logging, and the
-attention hooks compiled into its graph evaluation."""
+attention hooks compiled into its graph evaluation. Names are loaded on first use (importing
+``entropic_local.engine.attention`` alone, say, does not load llama.cpp)."""
 
-from .backend import default_threads, physical_cores, set_verbose
-from .llama_engine import Engine
+from __future__ import annotations
 
-__all__ = ["Engine", "default_threads", "physical_cores", "set_verbose"]
+from ..lazy import lazy_attributes
+
+_WHERE = {
+    "Engine": ".llama_engine",
+    "default_threads": ".backend", "physical_cores": ".backend", "set_verbose": ".backend",
+}
+
+__all__ = list(_WHERE)
+
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)

@@ -40,7 +40,6 @@ import math
 from typing import NamedTuple, Sequence
 
 import numpy as np
-from llama_cpp import ggml_backend_sched_eval_callback
 
 from ..errors import AttentionUnavailable, UsageError
 from ..kernels.attention import attention_metrics_masked, interaction_strength_masked
@@ -132,6 +131,8 @@ class AttentionCapture:
         self.capacity = 0
         self._stamp = 0
         # the C function pointer handed to llama.cpp (kept alive by this object and the module)
+        from llama_cpp import ggml_backend_sched_eval_callback  # the C callback type
+
         self.callback = ggml_backend_sched_eval_callback(eval_callback.address)
         self.user_data = ctypes.c_void_p(self._ctrl.ctypes.data)
         self._alloc(0)

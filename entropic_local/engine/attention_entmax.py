@@ -70,7 +70,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from llama_cpp import ggml_backend_sched_eval_callback
 
 from ..errors import UsageError
 from .attention import AttentionCapture
@@ -192,6 +191,8 @@ class EntmaxAttentionCapture(AttentionCapture):
         e[E_NH] = self._estats.shape[1]
         self.configure(cfg)
         self._ealloc(0)
+        from llama_cpp import ggml_backend_sched_eval_callback  # the C callback type
+
         self.callback = ggml_backend_sched_eval_callback(entmax_eval_callback.address)
         self.user_data = ctypes.c_void_p(self._ectrl.ctypes.data)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
-from llama_cpp._ggml import libggml
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
@@ -104,6 +103,8 @@ def tensor_io_functions() -> dict[str, int]:
     2-D form this ggml lacks), after checking the ``ggml_tensor`` layout."""
     global _functions
     if _functions is None:
+        from llama_cpp._ggml import libggml  # the library, loaded only when a hook is made
+
         def addr(name: str) -> int:
             try:
                 return int(ctypes.cast(getattr(libggml, name), ctypes.c_void_p).value or 0)

@@ -19,8 +19,9 @@ Names are loaded on first use (this package imports nothing until asked).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from ..lazy import lazy_attributes
 
 _WHERE = {
     "Candidates": ".candidates", "Fork": ".candidates",
@@ -47,16 +48,10 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(where, __name__)
+
+def _load_registry(name: str, module: Any) -> None:
     if name == "STAGES":
         module.stages()  # the registry, loaded
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, _load_registry)

@@ -17,6 +17,7 @@ from entropic_local.samplers import (
     Stage, Temp, TopK, TopNSigma, TopP, TypicalP,
 )
 
+
 V = 64
 
 
@@ -49,18 +50,12 @@ def desc(z) -> np.ndarray:
     return np.argsort(-np.asarray(z), kind="stable")
 
 
-# -- the candidate set -------------------------------------------------------------------
-
-
 def test_reset_loads_identity_and_stats(z):
     c = load(z)
     assert c.n == V and c.identity and not c.sorted and c.selected == -1
     assert np.array_equal(c.ids, np.arange(V))
     p = probs(z)
     assert c.entropy == pytest.approx(-(p * np.log(p)).sum(), rel=1e-6)
-
-
-# -- truncating stages -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("k", [1, 5, 17, V, V + 10])
@@ -195,9 +190,6 @@ def test_top_n_sigma_is_temperature_invariant(z):
     assert np.array_equal(live(a)[0], live(b)[0])
 
 
-# -- temperature ---------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("t", [0.25, 0.8, 1.0, 3.0])
 def test_temp_scales_and_keeps_order(z, t):
     c = load(z)
@@ -278,9 +270,6 @@ def test_dyn_temp_near_one_hot_goes_greedy():
     c = load(np.array([1.0, -np.inf], dtype=np.float32))
     st.apply(c)
     assert st.last_temperature == 1.0 and live(c)[1][0] == 1.0
-
-
-# -- penalties and bias ----------------------------------------------------------------------
 
 
 def _penalised(z, counts, repeat, freq, presence):
@@ -395,9 +384,6 @@ def test_logit_bias_token_outside_vocab():
         LogitBias({99: 1.0}).apply(load(np.zeros(8)))
 
 
-# -- selecting stages ------------------------------------------------------------------------
-
-
 def test_greedy_selects_first_argmax_and_keeps_only_it():
     c = load([0.5, 3.0, -1.0, 3.0])
     Greedy().apply(c)
@@ -482,9 +468,6 @@ def test_selectors_need_candidates():
         Greedy().apply(c)
 
 
-# -- construction errors ---------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -520,9 +503,6 @@ def test_parameter_validation_messages(make, message):
 def test_numpy_scalars_are_accepted():
     assert TopK(np.int64(5)).k == 5 and isinstance(TopK(np.int64(5)).k, int)
     assert TopP(np.float32(0.5)).p == 0.5
-
-
-# -- the chain ---------------------------------------------------------------------------------
 
 
 def test_chain_appends_dist_and_selects():
@@ -676,9 +656,6 @@ def test_chain_indexing_and_membership():
     assert len(chain) == 5 and isinstance(chain, Sampler)
 
 
-# -- the logits-processor adapter --------------------------------------------------------------
-
-
 def test_processor_masks_dropped_and_transforms_kept(z):
     chain = SamplerChain.parse("top_k=5,temp=0.5", seed=0)
     scores = z.copy()
@@ -725,9 +702,6 @@ def test_processor_with_llama_cpp_logits_processor_list(z):
     procs = llama_cpp.LogitsProcessorList([SamplerChain.parse("top_k=3")])
     out = procs(np.array([0, 1], dtype=np.intc), z.copy())
     assert np.isfinite(out).sum() == 3
-
-
-# The same processor inside a real llama_cpp.Llama: tests/test_generate.py::test_chain_as_llama_cpp_logits_processor
 
 
 @pytest.mark.parametrize("spec,alpha", [("entmax:alpha=2", 2.0), ("entmax:alpha=1.5,t=0.8", 1.5)])

@@ -11,9 +11,12 @@ import sys
 import pytest
 
 from entropic_local.errors import UsageError
-from entropic_local.plot import plot_trace, read_trace
+from entropic_local.plot import read_trace
+
 
 CLI = [sys.executable, "-m", "entropic_local"]
+
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -76,27 +79,6 @@ def test_plot_formats_by_suffix_bits_thresholds(entropix_trace, tmp_path):
     r = run("plot", str(entropix_trace), "-o", str(png), "--bits", "--thresholds", "llama")
     assert r.returncode == 0, r.stderr
     assert png_size(png)[0] >= 800
-
-
-def test_plot_api_aes_trace_without_actions(smollm2, tmp_path):
-    """A trace with no action (aes records alpha) through the Python API."""
-    g = smollm2.generate("The meaning of life is", max_tokens=16, sampler="aes", seed=5)
-    trace = tmp_path / "aes.jsonl"
-    g.trace(trace)
-    steps = read_trace(trace)
-    assert len(steps) == len(g.steps) and "alpha" in steps[0] and "action" not in steps[0]
-    out = plot_trace(steps, tmp_path / "aes.png", bits=True, title="aes")
-    assert png_size(out)[0] >= 800
-
-
-def test_read_trace_keeps_null_metrics(tmp_path):
-    f = tmp_path / "t.jsonl"
-    f.write_text('{"index": 0, "entropy": 1.0, "varentropy": 2.0, "attn_entropy": null}\n\n'
-                 '{"index": 1, "entropy": 0.5, "varentropy": 1.0, "attn_entropy": 0.7}\n')
-    steps = read_trace(f)
-    assert len(steps) == 2 and steps[0]["attn_entropy"] is None
-    plot_trace(steps, tmp_path / "t.png")  # a partly missing attention series still draws
-    assert png_size(tmp_path / "t.png")[0] >= 800
 
 
 def test_bad_json_line_named(tmp_path):

@@ -27,7 +27,7 @@ from entropic_local.samplers.registry import STAGES, find_flag, flag_table, regi
 from entropic_local.samplers.stage import Stage
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = HERE.parents[1]
 
 
 class Ban(Stage):

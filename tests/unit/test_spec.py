@@ -14,10 +14,8 @@ from entropic_local.samplers import (
     Temp, TopK, TopNSigma, TopP, TypicalP, format_spec, parse_sampler, register_stage,
 )
 
+
 P = SamplerChain.parse
-
-
-# -- canonical form ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -115,11 +113,14 @@ def test_parse_with_seed_and_passthrough():
     assert parse_sampler(c, seed=3) is c and c.seed == 3
 
 
-# -- random chains round trip -------------------------------------------------------------------
-
 _finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
 _prob_open = st.floats(min_value=1e-9, max_value=1.0, exclude_min=False)
+
+
 _keep = st.integers(min_value=1, max_value=50)
+
 
 _stage_strategies = {
     "penalties": st.builds(Penalties, repeat=st.floats(min_value=1e-3, max_value=10),
@@ -163,9 +164,6 @@ def test_every_chain_round_trips(chain):
     assert [type(s) for s in again] == [type(s) for s in chain]
     for a, b in zip(again, chain):
         assert a.param_values() == b.param_values()
-
-
-# -- errors -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -281,9 +279,6 @@ def test_registered_stage_parses():
         del STAGES["test_shift"]
 
 
-# -- with_params --------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "spec, kw, want",
     [
@@ -350,9 +345,6 @@ def test_with_params_validates_and_clones():
     assert c["penalties"].window == (2, 3, 4)
 
 
-# -- with_params(temp=...) on stages with a temperature of their own ----------------------------
-
-
 @pytest.mark.parametrize(
     "spec, kw, want",
     [
@@ -401,23 +393,3 @@ def test_with_params_temp_refused_by_a_thermostat(spec):
 def test_with_params_temp_ambiguous_between_two_stages():
     with pytest.raises(InvalidSamplerSpec, match="ambiguous.*free_energy and aes"):
         P("free_energy,aes").with_params(temp=0.7)
-
-
-def test_cli_temp_sets_the_adaptive_stage():
-    import json
-    import os
-    import subprocess
-    import sys
-
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "entropic_local", *args], capture_output=True,
-                              text=True, timeout=240, env=dict(os.environ))
-
-    r = run("generate", "Hello", "-n", "3", "--seed", "1", "--sampler", "aes", "--temp", "0.5",
-            "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["sampler"] == "aes:t=0.5"
-    r = run("generate", "Hello", "-n", "3", "--sampler", "thermostat", "--temp", "0.7")
-    assert r.returncode == 3, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "does not apply" in lines[0] and "Traceback" not in r.stderr

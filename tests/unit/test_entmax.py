@@ -1,5 +1,5 @@
-"""α-entmax kernels (entropic_local.kernels.alpha_entmax) against the published known answers
-(notes/sampling-math.md §3), the plain-numpy references, and their own invariants."""
+"""α-entmax kernels (entropic_local.kernels.alpha_entmax) against published known answers, the
+plain-numpy references, and their own invariants."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from entropic_local.kernels import alpha_entmax as em
 from entropic_local.kernels import entmax_reference as ref
 
+
 F32 = np.float32
+
+
 ALPHAS = (1.0, 1.01, 1.1, 1.25, 1.33, 1.5, 1.75, 2.0)
 
 
@@ -31,9 +34,6 @@ def spiky(rng, n, scale=3.0, n_spikes=8):
     z[pos] = (top + rng.uniform(0.0, 2.0 * scale, n_spikes)).astype(F32)
     return z
 
-
-# ---------------------------------------------------------------------------------------------
-# known answers (notes §3)
 
 KNOWN = [
     ([-2, 0, 0.5], 1.0, [0.0486, 0.3592, 0.5922]),
@@ -86,10 +86,6 @@ def test_named_kernels_match_entmax():
     np.testing.assert_allclose(out, e / e.sum(), rtol=1e-12)
 
 
-# ---------------------------------------------------------------------------------------------
-# agreement with the float64 numpy bisection reference on vocabulary-sized inputs
-
-
 @pytest.mark.parametrize("n", [49_152, 262_144])
 @pytest.mark.parametrize("alpha", [1.01, 1.1, 1.25, 1.5, 1.75, 2.0])
 def test_matches_bisection_reference(n, alpha):
@@ -113,10 +109,6 @@ def test_softmax_matches_reference():
     out, k = dense(z, 1.0, 0.8)
     np.testing.assert_allclose(out, ref.softmax_ref(z, 0.8), rtol=1e-12, atol=1e-300)
     assert k == z.size
-
-
-# ---------------------------------------------------------------------------------------------
-# masking, ties, tiny vocabularies, scales, temperature
 
 
 @pytest.mark.parametrize("alpha", ALPHAS)
@@ -238,10 +230,6 @@ def test_truncating_to_the_window_changes_nothing():
         np.testing.assert_allclose(out[cut], inside, atol=1e-14)
 
 
-# ---------------------------------------------------------------------------------------------
-# special values and argument errors
-
-
 def test_plus_inf_takes_all_mass_split_evenly():
     z = np.array([1.0, np.inf, -np.inf, 5.0, np.inf, np.inf], F32)
     for alpha in ALPHAS:
@@ -283,10 +271,6 @@ def test_errors():
         ref.entmax_ref([0.0, np.nan], 1.5)
     with pytest.raises(ValueError):
         ref.entmax_ref([-np.inf, -np.inf], 1.5)
-
-
-# ---------------------------------------------------------------------------------------------
-# the candidate-set form
 
 
 def cand(z, alpha, temperature=1.0, n=None, probs_dtype=np.float64, cap=None, extra=5):
@@ -358,10 +342,6 @@ def test_candidates_masked_inf_and_errors():
     with pytest.raises(ValueError, match="NaN"):
         em.entmax_candidates(np.zeros(3, np.int32), np.array([0, np.nan, 1], F32), 3, 1.5,
                              1.0, np.zeros(3))
-
-
-# ---------------------------------------------------------------------------------------------
-# properties on arbitrary small inputs
 
 
 @settings(max_examples=150, deadline=None)

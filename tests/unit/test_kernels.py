@@ -22,10 +22,18 @@ from entropic_local.kernels import fastmath as kfast
 from entropic_local.kernels import stats as kstats
 from entropic_local.kernels import selection as ksel
 
+
 INF = np.inf
+
+
 SIZES = [1, 2, 49_152, 262_144]
+
+
 SCALES = [1e-5, 1.0, 30.0, 1e4]
+
+
 LN2 = math.log(2.0)
+
 
 PROP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -41,10 +49,6 @@ def ids_for(n: int) -> np.ndarray:
 def rand_logits(n: int, scale: float = 1.0, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.standard_normal(n) * scale).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------------
-# numpy references
 
 
 def ref_stats(z: np.ndarray, t: float = 1.0):
@@ -102,10 +106,6 @@ def check_consistent(ids_out, logits_out, n, z0, ids0=None):
         assert v == z0[pos[t]] or (np.isnan(v) and np.isnan(z0[pos[t]]))
 
 
-# ---------------------------------------------------------------------------------------------
-# known answers
-
-
 def test_known_stats_123_t1():
     mx, log_z, h, v = K.logit_stats(f32([1, 2, 3]), 1.0)
     assert mx == 3.0
@@ -158,10 +158,6 @@ def test_known_dynamic_temperature():
     t = K.dynamic_temperature(z, 3, 1.0, 0.5, 1.0)
     assert t == pytest.approx(1.257679, abs=1e-5)
     np.testing.assert_array_equal(z, f32([1, 2, 3]) / np.float32(t))
-
-
-# ---------------------------------------------------------------------------------------------
-# logit_stats
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -276,10 +272,6 @@ def test_exp2_accuracy():
     rel = np.abs(ev(w) / np.exp2(w) - 1.0)
     assert rel.max() < 3e-9
     assert ev(np.zeros(1))[0] == 1.0
-
-
-# ---------------------------------------------------------------------------------------------
-# softmax, argmax, sampling
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -416,10 +408,6 @@ def test_sample_adversarial():
     assert K.sample_categorical(z, 2, 1.0 - 1e-16) == 0
 
 
-# ---------------------------------------------------------------------------------------------
-# top-k
-
-
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("k", [1, 40, 1000, 0])
 @pytest.mark.parametrize("scale", [1e-30, 1.0, 1e30])
@@ -478,10 +466,6 @@ def test_top_k_ties_masks_and_edges():
         with pytest.raises(ValueError, match="NaN"):
             K.top_k(ids_for(n), z, n, 5)
     assert K.top_k(ids_for(1), f32([4.0]), 1, 5) == 1
-
-
-# ---------------------------------------------------------------------------------------------
-# top-p
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -553,10 +537,6 @@ def test_top_p_edges():
         K.top_p(ids_for(2), f32([-INF, -INF]), 2, 0.5, 1, False)
 
 
-# ---------------------------------------------------------------------------------------------
-# min-p
-
-
 def ref_min_p(z: np.ndarray, p: float, min_keep: int) -> np.ndarray:
     thr = float(z.max()) + math.log(p)
     keep = np.flatnonzero(z.astype(np.float64) >= thr)
@@ -602,10 +582,6 @@ def test_min_p_edges():
         K.min_p(ids_for(2), f32([np.nan, 1.0]), 2, 0.1, 1)
     with pytest.raises(ValueError, match="masked"):
         K.min_p(ids_for(2), f32([-INF, -INF]), 2, 0.1, 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# typical-p
 
 
 def ref_typical(z: np.ndarray, p: float, min_keep: int) -> np.ndarray:
@@ -678,10 +654,6 @@ def test_typical_edges():
         K.typical_p(ids_for(1), f32([-INF]), 1, 0.5, 1)
 
 
-# ---------------------------------------------------------------------------------------------
-# top-n-sigma
-
-
 def ref_top_n_sigma(z: np.ndarray, nsigma: float) -> np.ndarray:
     fin = z[z != -INF].astype(np.float64)
     if (fin == INF).any():
@@ -722,10 +694,6 @@ def test_top_n_sigma_edges():
         K.top_n_sigma(ids_for(2), f32([np.nan, 1.0]), 2, 1.0)
     with pytest.raises(ValueError, match="masked"):
         K.top_n_sigma(ids_for(2), f32([-INF, -INF]), 2, 1.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# temperature
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -798,10 +766,6 @@ def test_dynamic_temperature_edges():
         K.dynamic_temperature(f32([1.0, 2.0]), 2, np.nan, 0.5, 1.0)
     with pytest.raises(ValueError, match="NaN"):
         K.dynamic_temperature(f32([1.0, np.nan]), 2, 1.0, 0.5, 1.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# penalties and logit bias
 
 
 def ref_penalties(ids, z, n, counts, repeat, freq, pres):
@@ -887,10 +851,6 @@ def test_logit_bias_special_values():
         K.apply_logit_bias(ids_for(2), z, 2, True, np.array([5], np.int32), f32([1]))
     with pytest.raises(ValueError):
         K.apply_logit_bias(ids_for(2), z, 2, True, np.array([0], np.int32), f32([np.nan]))
-
-
-# ---------------------------------------------------------------------------------------------
-# hypothesis properties
 
 
 def logit_arrays(max_size=300):
@@ -992,10 +952,6 @@ def test_radix_argsort_stable(n):
     np.testing.assert_array_equal(ksel.radix_argsort(keys), np.argsort(keys, kind="stable"))
 
 
-# ---------------------------------------------------------------------------------------------
-# bench
-
-
 def test_kernel_bench_measures_the_kernels_it_names():
     """The bench's references agree with the fused statistics and it reports what each
     truncating kernel kept, as the kernels themselves keep it."""
@@ -1009,10 +965,6 @@ def test_kernel_bench_measures_the_kernels_it_names():
     assert r["kept"]["min_p"] == K.min_p(ids.copy(), z.copy(), 4096, 0.05, 1)
     text = kbench.format_kernel_bench(r)
     assert f"kept {r['kept']['top_k']}" in text and "naive" in text and "numpy" in text
-
-
-# ---------------------------------------------------------------------------------------------
-# boundary conventions (each pins one comparison operator)
 
 
 def test_boundary_conventions():

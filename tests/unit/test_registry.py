@@ -34,7 +34,10 @@ from entropic_local.registry import (
     resolve_model,
 )
 
+
 SMOLLM_SHA = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
 GEMMA_SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
@@ -103,9 +106,6 @@ def _hf_line(name: str, repo: str, file: str, sha: str | None, template: str = "
 
 def _minimal_gguf(version: int = 3, kvs: int = 0, tensors: int = 0, extra: bytes = b"") -> bytes:
     return b"GGUF" + struct.pack("<IQQ", version, tensors, kvs) + extra
-
-
-# --------------------------------------------------------------------------- parsing
 
 
 def test_packaged_registry_has_the_required_entries():
@@ -221,9 +221,6 @@ def test_missing_user_file_named_by_env_is_an_error(tmp_path, monkeypatch):
         load_registry()
 
 
-# --------------------------------------------------------------------------- resolve: pypi
-
-
 def test_default_resolves_to_the_real_smollm2_file_with_matching_sha(count_hashing):
     path = resolve_model(None)
     assert path == _smollm_file()
@@ -308,9 +305,6 @@ def test_gemma_with_a_wrong_pin_is_removed_not_kept(user_registry, isolated):
     assert not out.exists() or not any(out.iterdir())
 
 
-# --------------------------------------------------------------------------- resolve: names, paths
-
-
 def test_unknown_name_lists_known_and_suggests():
     with pytest.raises(ModelNotFound) as ei:
         resolve_model("gemma3-207m")
@@ -366,9 +360,6 @@ def test_file_source(tmp_path, user_registry):
     assert model.is_file()  # never delete a user's own file
     with pytest.raises(ModelNotFound, match="no such file"):
         resolve_model("gone")
-
-
-# --------------------------------------------------------------------------- resolve: hf
 
 
 def test_hf_download_fails_cleanly_and_quickly(user_registry, isolated):
@@ -461,9 +452,6 @@ def test_unpinned_entry_warns_with_the_digest(user_registry, isolated):
     assert f"loose  hf:o/L-GGUF/l.gguf  {digest}  gguf" in str(rec[0].message)
 
 
-# --------------------------------------------------------------------------- list_models
-
-
 def test_list_models_rows(user_registry, tmp_path):
     user_registry("ghost  pypi:entropic-local-no-such-dist/g/g.gguf  -  gguf\n")
     rows = list_models()
@@ -487,9 +475,6 @@ def test_list_models_sees_assembled_gemma(gemma_home, monkeypatch):
     monkeypatch.setenv("ENTROPIC_LOCAL_HOME", str(home))
     row = {r["name"]: r for r in list_models()}["gemma3-270m"]
     assert row["available"] and row["path"] == str(path) and row["size"] == 253113024
-
-
-# --------------------------------------------------------------------------- GGUF header
 
 
 def test_header_of_the_real_model():

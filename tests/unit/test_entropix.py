@@ -1,7 +1,5 @@
-"""The Entropix sampler (samplers/entropix.py): quadrants and actions on crafted
-distributions, attention terms, the upstream defects absent, thresholds as data (bits→nats,
-families, files, calibration), the clarify token through real tokenizers, specs, seeding,
-and real generations."""
+"""The Entropix sampler (samplers/stages/entropix.py, entropix_policy.py, entropix_thresholds.py) on
+crafted distributions: quadrants and actions, attention terms, thresholds and their files."""
 
 from __future__ import annotations
 
@@ -10,10 +8,8 @@ import math
 import numpy as np
 import pytest
 
-import entropic_local as el
 from entropic_local.errors import InvalidSamplerSpec, UsageError
 from entropic_local.samplers import PRESETS, Candidates, SamplerChain
-from entropic_local.evaluation.calibrate import calibrate
 from entropic_local.samplers import entropix_thresholds as ex
 from entropic_local.samplers.entropix_thresholds import FAMILY_THRESHOLDS, GENERIC, LN2, UPSTREAM, Thresholds
 from entropic_local.samplers.params import quote_text
@@ -21,7 +17,11 @@ from entropic_local.samplers.entropix_policy import ACTIONS, QUADRANTS
 from entropic_local.samplers.stages.entropix import Entropix
 
 # thresholds for the crafted distributions below
+
+
 TH = dict(low_ent=0.5, med_ent=2.0, high_ent=4.0, low_vent=0.5, high_vent=3.0)
+
+
 # thresholds that send every step (H > 0, V > 0) to one action
 ONLY = {
     "adaptive": dict(low_ent=0.0, med_ent=0.0, high_ent=100.0, low_vent=0.0, high_vent=100.0),
@@ -71,10 +71,6 @@ def expected_kept(z: np.ndarray, rec: dict) -> np.ndarray:
     n = len(q) if rec["top_p"] >= 1.0 else int(np.searchsorted(np.cumsum(q), rec["top_p"])) + 1
     keep, q = order[:n], q[:n]
     return keep[q >= rec["min_p"] * q.max()]
-
-
-# ---------------------------------------------------------------------------------------
-# thresholds as data
 
 
 def test_upstream_bits_to_nats():
@@ -160,10 +156,6 @@ def test_bind_family_file_params_precedence(tmp_path):
     assert Entropix(clarify_id=42).bind(FakeEngine()).clarify_tokens == (42,)
     with pytest.raises(InvalidSamplerSpec, match="outside the vocabulary"):
         Entropix(clarify_id=100).bind(FakeEngine())
-
-
-# ---------------------------------------------------------------------------------------
-# quadrants and actions on crafted distributions
 
 
 @pytest.mark.parametrize("action", ACTIONS)
@@ -293,10 +285,6 @@ def test_attention_varentropy_is_the_true_per_head_varentropy():
     assert rec["temperature"] == pytest.approx(max(2.0, 0.666 * (2 + 0.5 / LN2 ** 2 * true_v)))
 
 
-# ---------------------------------------------------------------------------------------
-# upstream defects absent
-
-
 @pytest.mark.parametrize("action", ["adaptive", "explore", "resample", "clarify"])
 def test_min_p_applied_and_top_p_in_descending_order(action):
     rng = np.random.default_rng(3)
@@ -329,10 +317,6 @@ def test_top_p_keeps_the_head_not_the_tail():
     s.apply(c)
     assert s.info()["temperature"] == pytest.approx(1.0)
     assert sorted(c.ids[: c.n]) == [1, 4]
-
-
-# ---------------------------------------------------------------------------------------
-# best-of-n and seeding
 
 
 def test_best_of_n_picks_highest_logprob_and_matches_distribution():
@@ -382,10 +366,6 @@ def test_seeded_reproducibility_and_clone():
     assert run(chain, logits) == a
 
 
-# ---------------------------------------------------------------------------------------
-# specs
-
-
 def test_spec_round_trip(tmp_path):
     path = tmp_path / "my th.json"
     Thresholds(0.1, 0.2, 0.3, 0.4, 0.5).save(path)
@@ -431,100 +411,3 @@ def test_spec_round_trip(tmp_path):
 def test_bad_specs(bad, match):
     with pytest.raises(InvalidSamplerSpec, match=match):
         SamplerChain.parse(bad)
-
-
-# ---------------------------------------------------------------------------------------
-# real models
-
-# Own single-threaded instances: with a busy machine llama.cpp's spinning worker threads can
-# make a 2-thread decode ~100x slower; one thread keeps these tests at a few seconds.
-@pytest.fixture(scope="module")
-def smollm2():
-    m = el.load("smollm2-135m", n_ctx=512, n_threads=1, seed=0)
-    yield m
-    m.close()
-
-
-@pytest.fixture(scope="module")
-def gemma():
-    m = el.load("gemma3-270m", n_ctx=512, n_threads=1, seed=0)
-    yield m
-    m.close()
-
-
-SHORT_TEXT = ("The old lighthouse stands on a rock at the end of the harbour. Every evening the "
-              "keeper climbs the stairs, lights the lamp and writes the weather in a book.")
-
-
-def test_calibrate_smollm2(smollm2, tmp_path):
-    th = calibrate(smollm2, SHORT_TEXT, max_tokens=28)
-    assert th.n_positions == 28 and th.architecture == "llama" and th.source == "calibrated"
-    assert 0.0 <= th.low_ent <= th.med_ent <= th.high_ent
-    assert 0.0 <= th.low_vent <= th.high_vent
-    assert th.low_ent < th.high_ent and th.low_vent < th.high_vent
-    assert th.percentiles == ex.DEFAULT_PERCENTILES
-    path = tmp_path / "smollm2.json"
-    th.save(path)
-    assert Thresholds.load(path) == th
-    s = SamplerChain.parse(f"entropix:thresholds={path}")["entropix"].bind(smollm2)
-    assert s.resolved_thresholds.values() == th.values()
-    with pytest.raises(UsageError, match="out of order"):
-        calibrate(smollm2, SHORT_TEXT, percentiles={"low_ent": 90, "med_ent": 50})
-    with pytest.raises(UsageError, match="at least 8"):
-        calibrate(smollm2, "Hi there")
-
-
-@pytest.mark.parametrize("model_name, arch", [("smollm2", "llama"), ("gemma", "gemma3")])
-def test_clarify_token_through_the_tokenizer(request, model_name, arch):
-    model = request.getfixturevalue(model_name)
-    s = Entropix().bind(model)
-    assert s.architecture == arch and s.resolved_thresholds is FAMILY_THRESHOLDS[arch]
-    (tok,) = s.clarify_tokens
-    assert model.tokenize(" ...", add_special=False) == [tok]
-    assert model.engine.piece(tok) == b" ..."
-    # every step is "clarify": the token is inserted once, then sampling runs hotter
-    chain = SamplerChain([Entropix(**ONLY["clarify"])])
-    chain["entropix"].bind(model)
-    g = model.generate("The weather today is", max_tokens=6, sampler=chain, seed=2)
-    inserted = [st for st in g.steps if st.info.get("inserted")]
-    assert len(inserted) == 1 and g.steps[0].token_id == tok
-    assert all(st.info["action"] == "clarify" for st in g.steps)
-    assert all(st.info["temperature"] > 0.666 for st in g.steps[1:])
-
-
-def test_real_generation(smollm2):
-    g = smollm2.generate("The capital of France is", max_tokens=16, sampler="entropix", seed=1)
-    assert g.steps and g.sampler == "entropix"
-    for st in g.steps:
-        assert st.info["action"] in ACTIONS and st.info["attention"] is False
-        assert {"quadrant", "temperature", "top_k", "top_p", "min_p"} <= set(st.info)
-    # bound to the model (as the API will do): family thresholds, reproducible by seed
-    runs = []
-    for _ in range(2):
-        chain = SamplerChain.parse("entropix")
-        chain["entropix"].bind(smollm2)
-        runs.append(smollm2.generate("The capital of France is", max_tokens=24, sampler=chain,
-                                     seed=5))
-    assert runs[0].token_ids == runs[1].token_ids
-    actions = {st.info["action"] for st in runs[0].steps}
-    assert {"argmax", "adaptive"} <= actions, actions
-
-
-def test_real_generation_with_attention():
-    """With attention captured (load(..., attention="last")) the attention terms are used."""
-    m = el.load("smollm2-135m", n_ctx=512, n_threads=1, seed=0, attention="last")
-    try:
-        chain = SamplerChain.parse("entropix")
-        chain["entropix"].bind(m)
-        g = m.generate("The capital of France is", max_tokens=12, sampler=chain, seed=5)
-    finally:
-        m.close()
-    assert g.steps
-    for st in g.steps:
-        info = st.info
-        assert info["attention"] is True and info["action"] in ACTIONS
-        assert info["attn_entropy"] > 0.0 and info["attn_varentropy"] >= 0.0
-        assert 0.0 <= info["disagreement"] <= 1.0
-        if info["action"] == "explore":
-            d = info["disagreement"]
-            assert info["temperature"] == pytest.approx(min(1.5, 0.666 * (1.2 + 0.6 * d)))

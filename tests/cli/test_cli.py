@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+
 CLI = [sys.executable, "-m", "entropic_local"]
 
 
@@ -92,9 +93,6 @@ def test_help_mentions_commands_and_flags():
         assert flag in r.stdout
 
 
-# ---------------------------------------------------------------- bad input: one line, non-zero
-
-
 def test_missing_model_path(tmp_path):
     assert_one_line_error(run("generate", "-m", str(tmp_path / "nope.gguf"), "hi"), "no such file", code=4)
 
@@ -165,3 +163,13 @@ def test_trace_to_missing_directory_fails_before_work(tmp_path):
 
 def test_bench_rejects_bad_preset_before_loading():
     assert_one_line_error(run("bench", "--presets", "aes,nonsense"), "nonsense", code=3)
+
+
+def test_cli_temp_sets_the_adaptive_stage():
+    r = run("generate", "Hello", "-n", "3", "--seed", "1", "--sampler", "aes", "--temp", "0.5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sampler"] == "aes:t=0.5"
+    r = run("generate", "Hello", "-n", "3", "--sampler", "thermostat", "--temp", "0.7")
+    assert r.returncode == 3, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not apply" in lines[0] and "Traceback" not in r.stderr

@@ -7,7 +7,7 @@ and chunk boundaries (256, 512, 1024), masks (-inf), +inf, -0.0, subnormals and 
 bit patterns; NaN is injected on purpose in its own tests. Parameters are drawn from their
 valid ranges and, in separate tests, from outside them.
 
-Properties (issue 7, item 1):
+Properties:
 
 * every probability vector a kernel or sampler produces is non-negative, sums to 1 within
   1e-5 and puts mass on unmasked entries only;
@@ -47,21 +47,34 @@ from entropic_local.samplers import PRESETS, STAGES, Candidates, SamplerChain
 from entropic_local.samplers.params import Param
 from entropic_local.samplers.stages.free_energy import MODE_PARAMS, MODES
 
+
 INF = np.inf
+
+
 LOG2E = 1.4426950408889634
 
-# --------------------------------------------------------------------------------------------
-# profiles
 
 _COMMON = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much])
+
+
 settings.register_profile("ci", max_examples=100, **_COMMON)
+
+
 settings.register_profile("release", max_examples=2500, **_COMMON)
+
+
 settings.register_profile("dev", max_examples=10, **_COMMON)
+
+
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
+
 if PROFILE not in ("ci", "release", "dev"):  # another profile of the user's: treat as ci
     PROFILE = "ci"
+
+
 _BASE = settings.get_profile(PROFILE)
 
 
@@ -70,10 +83,9 @@ def cases(n: int) -> settings:
     return settings(_BASE, max_examples=max(1, n * _BASE.max_examples // 100))
 
 
-# --------------------------------------------------------------------------------------------
-# strategies
-
 BOUNDARY_SIZES = [255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 2049]
+
+
 OFFSETS = [0.0, 1.0, -50.0, 1e4, -1e4, 1e30, -1e30]
 
 
@@ -140,15 +152,19 @@ def with_nan(**kw):
 
 
 temperatures = st.floats(-6, 6).map(lambda e: 10.0 ** e)         # 1e-6 .. 1e6
+
+
 extreme_temperatures = st.one_of(temperatures, st.sampled_from([1e-30, 1e30, 5e-324, 1e-300, 1e300]))
+
+
 probs_open = st.one_of(st.floats(0.0, 1.0, exclude_min=True), st.sampled_from([1e-12, 0.5, 1.0]))
+
+
 min_keeps = st.integers(-2, 10)
+
+
 uniforms = st.one_of(st.floats(0.0, 1.0, exclude_max=True),
                      st.sampled_from([0.0, float(np.nextafter(1.0, 0.0)), 0.5]))
-
-
-# --------------------------------------------------------------------------------------------
-# references and checks
 
 
 def live_mask(z: np.ndarray) -> np.ndarray:
@@ -198,10 +214,6 @@ def assert_survivors(ids, vals, m, z0, ids0=None):
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.tobytes() == b.tobytes()
-
-
-# --------------------------------------------------------------------------------------------
-# statistics, softmax, selection
 
 
 @cases(1300)
@@ -255,10 +267,6 @@ def test_argmax_and_sample_pick_a_live_token(z, u):
         assert ref_probs(z)[j] > 0 or float(z.max()) - float(z[j]) > 690
 
 
-# --------------------------------------------------------------------------------------------
-# truncation
-
-
 @cases(1500)
 @given(logits(), st.integers(-3, 60), probs_open, st.floats(0.0, 1.0), min_keeps,
        st.floats(0.0, 5.0), st.booleans())
@@ -307,10 +315,6 @@ def test_truncation(z0, k, p, pmin, min_keep, nsigma, permute):
         out = np.empty(m)
         K.softmax(z, m, out)
         assert_prob_vector(out, z[:m])
-
-
-# --------------------------------------------------------------------------------------------
-# temperature, penalties, bias
 
 
 @cases(900)
@@ -403,10 +407,6 @@ def test_logit_bias_identity_and_gathered_agree(z0, data):
     assert same_bits(a[other], z0[other])
 
 
-# --------------------------------------------------------------------------------------------
-# entmax
-
-
 alphas = st.one_of(st.floats(1.0, 2.0), st.sampled_from([1.0, 1.5, 2.0, 1.0 + 1e-9, 1.05]))
 
 
@@ -442,10 +442,6 @@ def test_entmax_family(z, alpha, t):
     pos = n - 1 - ids[:m]  # positions in z: increasing (relative order kept)
     assert (np.diff(pos) > 0).all()
     np.testing.assert_allclose(probs[:m], out[pos], rtol=1e-6, atol=1e-9)
-
-
-# --------------------------------------------------------------------------------------------
-# attention metrics
 
 
 @st.composite
@@ -498,10 +494,6 @@ def test_attention_metrics(P, pad, scale, seed):
     Ws = np.full((h, n_kv), 1e6, dtype=P.dtype)
     Ws[:, valid == 1] = S
     assert K.interaction_strength_masked(Ws, valid, n_kv, -0.125) == pytest.approx(s)
-
-
-# --------------------------------------------------------------------------------------------
-# NaN and invalid parameters
 
 
 def _nan_calls(z):
@@ -656,10 +648,6 @@ def test_attention_invalid_shapes_raise(P, data):
             K.attention_metrics(P[:0], he, hv)
 
 
-# --------------------------------------------------------------------------------------------
-# samplers: every stage and preset
-
-
 def _valid_values(p: Param):
     """Values inside a parameter's declared range (finite, with the range's own edges)."""
     if p.kind is int:
@@ -677,6 +665,8 @@ def _valid_values(p: Param):
 
 
 SELECTORS = sorted(n for n, c in STAGES.items() if getattr(c, "selects", False))
+
+
 TRANSFORMS = sorted(n for n, c in STAGES.items() if not getattr(c, "selects", False))
 
 
@@ -834,10 +824,14 @@ def _invalid_values(p: Param):
 INVALID = [(name, p, v) for name, cls in sorted(STAGES.items())
            for p in getattr(cls, "params", ()) if p.kind in (int, float)
            for v in _invalid_values(p)]
+
+
 # found: values float32 cannot hold (a repeat penalty of 5e-324 divided by zero)
 INVALID += [("penalties", STAGES["penalties"].param(k), v)
             for k, v in [("repeat", 5e-324), ("repeat", 1e-46), ("repeat", 1e39), ("freq", -1e39),
                          ("presence", 1e39)]]
+
+
 # found: entropix took None for parameters that have a default, then failed at apply
 INVALID += [("entropix", STAGES["entropix"].param(k), None) for k in ("t", "k", "p", "best_of", "fork")]
 

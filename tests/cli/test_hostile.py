@@ -1,54 +1,33 @@
-"""Hostile files and inputs, injected faults, the error surface (issue 7, items 2 to 4).
-
-Every test here feeds something a user, a download or the operating system can throw at the
-tool and checks that it ends in a typed error or a clean exit: one line on stderr, the exit
-code the README documents, no traceback, no core dump, and nothing lost (what was generated
-is written; an older output file is never cut).
-
-Covered elsewhere, not repeated here: a truncated GGUF and non-GGUF files
-(``test_registry.py::test_bad_files_are_rejected_with_a_reason``,
-``test_truncated_real_model_*``, ``test_cli.py::test_model_truncated``); chat templates that
-reach for Python internals or files, also inside a GGUF (``test_templates.py::
-test_hostile_template_is_blocked``, ``test_crafted_gguf_hostile_template_cli``); a cached or
-installed file with the wrong sha256 (``test_registry.py::test_wrong_sha_in_cache_*``,
-``test_gemma_with_a_wrong_pin_*``); Ctrl-C in an interactive reply
-(``test_chat.py::test_chat_in_a_terminal``); the context running out in the API and in chat
-(``test_generate.py::test_context_runs_out_mid_generation``,
-``test_chat.py::test_reply_cut_by_full_context``).
-"""
+"""Hostile inputs and injected faults through the command: lying model files, huge prompts, bytes
+that are not text, unwritable outputs and full disks, signals; one error line, nothing lost."""
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import math
 import os
-import re
 import resource
 import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import entropic_local as el
-from entropic_local import errors
 from entropic_local.registry import hub as registry_hub
-from entropic_local.cli import EXIT_CODES
-from entropic_local.errors import ContextOverflow, InvalidModelFile, ModelNotFound, UsageError
-from entropic_local.registry import check_gguf_header, resolve_model
+from entropic_local.errors import InvalidModelFile
 
-ROOT = Path(__file__).resolve().parent.parent
-PKG = ROOT / "entropic_local"
-README = ROOT / "README.md"
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
 CLI = [sys.executable, "-m", "entropic_local"]
+
+
 # the EOG tokens of SmolLM2-135M banned: replies and completions run until a limit
 NO_EOG = "logit_bias:0=-inf,2=-inf,4=-inf"
 
@@ -90,45 +69,7 @@ def smol_bytes(smollm2_path) -> bytes:
     return Path(smollm2_path).read_bytes()
 
 
-# =============================================================================================
-# GGUF files: crafted, mutated, lying
-
-
 _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-
-def _s(text: str | bytes) -> bytes:
-    b = text.encode() if isinstance(text, str) else text
-    return struct.pack("<Q", len(b)) + b
-
-
-def kv(key: str, vtype: int, value) -> bytes:
-    """One metadata entry (``value``: a number for scalar types, text for 8, raw bytes for 9)."""
-    if vtype in _SCALAR:
-        body = struct.pack("<" + _SCALAR[vtype], value)
-    elif vtype == 8:
-        body = _s(value)
-    else:
-        body = value
-    return _s(key) + struct.pack("<I", vtype) + body
-
-
-def tensor(name: str, dims: tuple[int, ...], ttype: int = 0, offset: int = 0) -> bytes:
-    return _s(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims) + \
-        struct.pack("<IQ", ttype, offset)
-
-
-def gguf(kvs: list[bytes], tensors: list[bytes] = (), data: bytes = b"", n_kv=None, n_t=None,
-         pad: bool = True) -> bytes:
-    """A GGUF v3 file; ``n_kv``/``n_t`` override the declared counts (to make them lie)."""
-    head = struct.pack("<4sIQQ", b"GGUF", 3, len(tensors) if n_t is None else n_t,
-                       len(kvs) if n_kv is None else n_kv) + b"".join(kvs) + b"".join(tensors)
-    return head + b"\0" * ((-len(head)) % 32 if pad else 0) + data
-
-
-ARCH = kv("general.architecture", 8, "llama")
-VALID_SMALL = gguf([ARCH, kv("general.name", 8, "tiny"), kv("llama.block_count", 4, 1)],
-                   [tensor("blk.0.w", (4, 2), 0, 0)], data=b"\0" * 32)
 
 
 def walk(buf: bytes):
@@ -185,79 +126,6 @@ def patch_tensor(buf: bytes, name: str, *, dim0=None, ttype=None, offset=None) -
     return out
 
 
-@st.composite
-def hostile_headers(draw) -> bytes:
-    how = draw(st.sampled_from(["random", "counts", "mutate", "truncate", "splice"]))
-    if how == "random":  # a GGUF magic and version, then anything
-        return b"GGUF" + struct.pack("<I", draw(st.sampled_from([2, 3]))) + draw(st.binary(max_size=300))
-    if how == "counts":  # plausible counts, random body
-        return (b"GGUF" + struct.pack("<IQQ", 3, draw(st.integers(0, 2**64 - 1)), draw(st.integers(0, 40)))
-                + draw(st.binary(max_size=400)))
-    buf = bytearray(VALID_SMALL)
-    if how == "truncate":
-        return bytes(buf[: draw(st.integers(0, len(buf)))])
-    if how == "splice":  # a valid prefix, a random middle, a valid suffix
-        i = draw(st.integers(4, len(buf)))
-        return bytes(buf[:i]) + draw(st.binary(max_size=40)) + bytes(buf[i:])
-    for _ in range(draw(st.integers(1, 6))):
-        i = draw(st.integers(4, len(buf) - 1))
-        buf[i] = draw(st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, draw(st.integers(0, 255))]))
-    return bytes(buf)
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(hostile_headers())
-def test_fuzzed_gguf_files_are_refused_never_crash(tmp_path_factory, data):
-    """Random bytes behind a GGUF magic, mutated, truncated and spliced files: the header
-    check returns or raises InvalidModelFile naming the file, in one line, never anything
-    else (no struct.error, MemoryError, IndexError, endless loop)."""
-    f = tmp_path_factory.getbasetemp() / "fuzz.gguf"
-    f.write_bytes(data)
-    t0 = time.perf_counter()
-    try:
-        hdr = check_gguf_header(f)
-    except InvalidModelFile as e:
-        assert str(f) in str(e) and "\n" not in str(e)
-    else:
-        assert hdr.file_size == len(data) and hdr.data_end <= len(data)
-    assert time.perf_counter() - t0 < 2.0
-
-
-LIES = {
-    "key length 2**63": (gguf([struct.pack("<Q", 2**63) + b"abc"]), "truncated"),
-    "string value length 2**62": (gguf([ARCH, _s("general.name") + struct.pack("<IQ", 8, 2**62)]), "truncated"),
-    "scalar array of 2**60": (gguf([ARCH, _s("a") + struct.pack("<IIQ", 9, 4, 2**60)]), "truncated"),
-    "string array of 2**60": (gguf([ARCH, _s("a") + struct.pack("<IIQ", 9, 8, 2**60) + _s("x")]), "truncated"),
-    "array of arrays": (gguf([ARCH, _s("a") + struct.pack("<IIQ", 9, 9, 1)]), "unknown type 9"),
-    "unknown value type": (gguf([ARCH, _s("a") + struct.pack("<I", 77) + b"\0" * 8]), "unknown value type 77"),
-    "more entries than present": (gguf([ARCH], n_kv=3, pad=False), "truncated"),
-    "more tensors than present": (gguf([ARCH], [tensor("t", (4,))], n_t=2, pad=False), "truncated"),
-    "tensor of 9 dimensions": (gguf([ARCH], [tensor("t", (1,) * 9)]), "9 dimensions"),
-    "tensor of 2**62 elements": (gguf([ARCH], [tensor("t", (2**31, 2**31))], data=b"\0" * 64), "truncated"),
-    "tensor data past the end": (gguf([ARCH], [tensor("t", (8,), 0, 10**9)], data=b"\0" * 32), "truncated"),
-    "alignment 0": (gguf([ARCH, kv("general.alignment", 4, 0)]), "general.alignment = 0"),
-    "alignment 3": (gguf([ARCH, kv("general.alignment", 4, 3)]), "general.alignment = 3"),
-    "alignment a float": (gguf([ARCH, kv("general.alignment", 6, 32.0)]), "general.alignment = 32.0"),
-    # values llama.cpp asserts on (aborting the process) instead of refusing the file
-    "0 layers": (gguf([ARCH, kv("llama.block_count", 4, 0)]), "llama.block_count = 0"),
-    "1000 layers": (gguf([ARCH, kv("llama.block_count", 4, 1000)]), "llama.block_count = 1000"),
-    "NaN norm epsilon": (gguf([ARCH, kv("llama.attention.layer_norm_rms_epsilon", 6, math.nan)]),
-                         "layer_norm_rms_epsilon = nan"),
-    "negative norm epsilon": (gguf([ARCH, kv("llama.attention.layer_norm_epsilon", 6, -1.0)]),
-                              "layer_norm_epsilon = -1.0"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(LIES))
-def test_gguf_metadata_that_lies_about_sizes_is_refused(case, tmp_path):
-    data, words = LIES[case]
-    f = tmp_path / "lies.gguf"
-    f.write_bytes(data)
-    with pytest.raises(InvalidModelFile) as info:
-        check_gguf_header(f)
-    assert words in str(info.value) and str(f) in str(info.value)
-
-
 # the real SmolLM2 file with one lie each; (expected exit code, words in the one line)
 REAL_LIES = {
     # llama.cpp aborted the whole process (GGML_ASSERT, exit -6) on these two before the
@@ -285,22 +153,6 @@ def test_real_model_whose_metadata_lies_is_refused_by_the_cli(case, smol_bytes, 
     r = run("generate", "-m", str(f), "Hello", "-n", "2", "-t", "1", "--seed", "1")
     assert r.returncode > 0, f"killed by signal {-r.returncode}: {err_lines(r)[-3:]}"
     assert_one_line_error(r, code, words)
-
-
-# =============================================================================================
-# inputs: huge prompts, bytes that are not text
-
-
-def test_huge_prompt_is_refused_quickly_and_the_model_survives(smollm2):
-    ref = smollm2.generate("The capital of France is", max_tokens=4, sampler="greedy").token_ids
-    t0 = time.perf_counter()
-    with pytest.raises(ContextOverflow) as info:
-        smollm2.generate("word " * 400_000, max_tokens=4)  # 2 MB of text
-    assert "context holds" in str(info.value) and info.value.hint
-    with pytest.raises(ContextOverflow):
-        smollm2.generate([42] * 1_000_000, max_tokens=4)  # a million token ids
-    assert time.perf_counter() - t0 < 60
-    assert smollm2.generate("The capital of France is", max_tokens=4, sampler="greedy").token_ids == ref
 
 
 def test_huge_prompt_cli():
@@ -347,16 +199,6 @@ def test_chat_piped_bytes_that_are_not_text(tmp_path):
     r.stdout.decode("utf-8")
     saved = json.loads((tmp_path / "saved.json").read_text(encoding="utf-8"))
     assert saved["messages"][0]["content"] == "Hi \ufffd\ufffd\x00 \x1b[31mthere"
-
-
-def test_api_prompt_with_nul_and_control_characters(smollm2):
-    g = smollm2.generate("A\x00B\x1b[2J\r\n\u202eC \udcff", max_tokens=3, sampler="greedy")
-    assert len(g.token_ids) >= 1 and g.finish_reason in ("length", "stop")
-    g.to_json()
-
-
-# =============================================================================================
-# outputs that cannot be written: read-only or missing directory, full disk
 
 
 def test_output_in_a_directory_nobody_can_write_fails_before_any_work(tmp_path):
@@ -430,10 +272,6 @@ def test_chat_save_on_a_full_disk_keeps_the_older_file_whole(tmp_path, warm_numb
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chat.json"]  # nothing half-written
 
 
-# =============================================================================================
-# downloads: wrong sha256, full disk
-
-
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     """A private cache, a user models.txt with one pinned Hugging Face entry, a network that
@@ -477,18 +315,6 @@ def test_download_with_the_wrong_sha256_is_removed_and_never_loaded(hub, monkeyp
     r = subprocess.run([*CLI, "generate", "-m", "pinned", "hi"], capture_output=True, timeout=120,
                        env=_env(HF_HUB_OFFLINE="1"), cwd=ROOT)  # nothing was left to load
     assert r.returncode == 4
-
-
-def test_download_on_a_full_disk(hub):
-    hub.payload = OSError(28, "No space left on device")
-    with pytest.raises(ModelNotFound) as info:
-        resolve_model("pinned")
-    assert "No space left on device" in str(info.value) and str(hub.target) in str(info.value)
-    assert not hub.target.exists()
-
-
-# =============================================================================================
-# signals during generate and chat
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -608,10 +434,6 @@ def test_signals_in_an_interactive_chat(tmp_path):
     assert child.exitstatus == 143, (child.exitstatus, child.signalstatus)
 
 
-# =============================================================================================
-# the context running out
-
-
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_context_runs_out_mid_generation_cli(as_json):
     r = run("generate", "Count: 1, 2, 3,", "--n-ctx", "256", "-n", "500", "-t", "1", "--seed", "1",
@@ -624,88 +446,6 @@ def test_context_runs_out_mid_generation_cli(as_json):
         assert d["timings"]["prompt_tokens"] + len(d["token_ids"]) == 256 + 1  # the last one unfed
     else:
         assert r.stdout.decode("utf-8").endswith("\n") and len(r.stdout) > 20
-
-
-# =============================================================================================
-# one Model, two threads
-
-
-@pytest.fixture(scope="module")
-def shared_model():
-    m = el.load("smollm2-135m", n_ctx=512, n_threads=1, seed=0)
-    yield m
-    m.close()
-
-
-def test_two_threads_on_one_model_are_serialised(shared_model):
-    """Calls from two threads take turns (a lock): each gets exactly what it gets alone."""
-    prompts = ["The capital of France is", "Water boils at"]
-    want = {p: shared_model.generate(p, max_tokens=12, sampler="greedy").token_ids for p in prompts}
-    got: dict[str, list] = {p: [] for p in prompts}
-    failures: list[BaseException] = []
-
-    def worker(prompt):
-        try:
-            for _ in range(3):
-                got[prompt].append(shared_model.generate(prompt, max_tokens=12, sampler="greedy").token_ids)
-                got[prompt].append([s.token_id for s in shared_model.stream(prompt, max_tokens=12,
-                                                                             sampler="greedy")])
-        except BaseException as e:  # noqa: BLE001
-            failures.append(e)
-
-    threads = [threading.Thread(target=worker, args=(p,)) for p in prompts]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not any(t.is_alive() for t in threads) and failures == []
-    for p in prompts:
-        assert got[p] == [want[p]] * 6
-
-
-def test_a_second_call_inside_an_open_stream_is_refused_not_a_deadlock():
-    m = el.load("smollm2-135m", n_ctx=256, n_threads=1)  # its own: a deadlock would keep it
-    outcome: list = []
-
-    def nested():
-        it = iter(m.stream("Once upon a time", max_tokens=50, sampler="greedy"))
-        next(it)
-        try:
-            m.generate("Hello", max_tokens=2)
-        except UsageError as e:
-            outcome.append(str(e))
-        try:
-            m.close()
-        except UsageError as e:
-            outcome.append(str(e))
-        it.close()  # the stream ends: the model is free again
-        outcome.append(m.generate("Hello", max_tokens=2, sampler="greedy").text)
-
-    t = threading.Thread(target=nested, daemon=True)
-    t.start()
-    t.join(timeout=120)
-    assert not t.is_alive(), "deadlocked"
-    m.close()
-    assert len(outcome) == 3, outcome
-    assert "still iterating another stream" in outcome[0] and "while this thread iterates" in outcome[1]
-
-
-def test_detokenize_beside_a_generation_never_mixes_up_pieces(shared_model):
-    """Two threads turning every token into text at once (the piece cache cold): each
-    token's text is its own. A shared buffer used to hand one thread the other's bytes."""
-    eng = shared_model.engine
-    want = {t: eng.piece(t) for t in range(shared_model.n_vocab)}
-    for _ in range(2):
-        eng._pieces.clear()
-        order = list(range(shared_model.n_vocab))
-        threads = [threading.Thread(target=lambda o=o: [shared_model.detokenize([t]) for t in o])
-                   for o in (order, order[::-1])]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wrong = [t for t, p in eng._pieces.items() if p != want[t]]
-        assert wrong == [], [(t, want[t], eng._pieces[t]) for t in wrong[:5]]
 
 
 CLOSE_SCRIPT = r"""
@@ -743,10 +483,6 @@ def test_close_waits_for_a_running_stream_and_later_calls_are_refused():
     assert r.stdout.decode().strip() == "ok"
 
 
-# =============================================================================================
-# the error surface: one line, a fix, a documented exit code, one module of exceptions
-
-
 CLI_FAILURES = [
     # (arguments, stdin, exit code, the problem, the fix)
     (["generate", "-m", "/nonexistent/model.gguf", "hi"], None, 4, "no such file", "entropic-local models"),
@@ -769,50 +505,3 @@ def test_every_cli_failure_is_one_line_naming_the_problem_and_a_fix(args, stdin,
     assert_one_line_error(r, code, problem, fix)
     r = run(*args, "--verbose", stdin=stdin)
     assert r.returncode == code and b"Traceback" in r.stderr
-
-
-def _readme_exit_codes() -> dict[int, str]:
-    section = README.read_text(encoding="utf-8").split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.+?) \|$", section, re.M)}
-
-
-def _error_classes() -> list[type]:
-    return [c for c in vars(errors).values()
-            if isinstance(c, type) and issubclass(c, BaseException) and c.__module__ == errors.__name__]
-
-
-def test_exit_codes_are_documented_and_distinct():
-    table = _readme_exit_codes()
-    assert set(table) == set(EXIT_CODES), (sorted(table), sorted(EXIT_CODES))
-    codes = {}
-    for cls in _error_classes():
-        code = getattr(cls, "exit_code", None)
-        assert code in table, f"{cls.__name__}.exit_code {code} is not in the README's table"
-        codes.setdefault(code, []).append(cls.__name__)
-    # one code per kind of failure (a subclass may share its parent's)
-    for code, names in codes.items():
-        classes = [getattr(errors, n) for n in names]
-        roots = [c for c in classes if not any(issubclass(c, o) and c is not o for o in classes)]
-        assert len(roots) == 1 or code in (1, 2, 5), (code, names)
-
-
-def test_every_exception_is_defined_in_errors_py():
-    """The package's public exception classes live in one module, entropic_local/errors.py
-    (private control-flow exceptions, named with a leading underscore, excepted)."""
-    known = {c.__name__ for c in _error_classes()} | {
-        "Exception", "BaseException", "ValueError", "KeyboardInterrupt", "RuntimeError", "OSError",
-        "FileNotFoundError", "UserWarning", "Warning"}
-    stray = []
-    for path in sorted(PKG.rglob("*.py")):
-        if path.name == "errors.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
-                continue
-            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
-            if bases & known and not any("Warning" in b for b in bases):
-                stray.append(f"{path.relative_to(ROOT)}: {node.name}")
-    assert not stray, sorted(stray)
-    assert {"ModelNotFound", "InvalidModelFile", "InvalidSamplerSpec", "ContextOverflow", "UsageError",
-            "ModelLoadError", "ChatTemplateError", "UnsafeTemplateError", "AttentionUnavailable",
-            "Terminated"} <= {c.__name__ for c in _error_classes()}
