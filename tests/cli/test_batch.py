@@ -190,7 +190,6 @@ def test_cli_batch_huge_inputs(tmp_path):
     with open(out, "w") as f:
         for i in range(n - 1):
             f.write(json.dumps({"custom_id": f"q{i}", "response": None, "error": {"code": "x", "message": "x"}}) + "\n")
-    t0 = time.time()
     r = run("batch", str(inp), "-o", str(out), "-p", "2", "--n-ctx", "256")
     assert r.returncode == 0, r.stderr
     rows = read_rows(out)
@@ -200,7 +199,6 @@ def test_cli_batch_huge_inputs(tmp_path):
     assert by["huge"]["error"]["code"] == "context_length_exceeded"
     assert by[f"line-{n + 2}"]["error"]["code"] == "invalid_json"
     assert f"{n - 1} already done" in r.stderr
-    assert time.time() - t0 < 120
 
 
 def test_cli_batch_full_disk_and_bad_output(tmp_path):

@@ -211,11 +211,9 @@ def test_output_in_a_directory_nobody_can_write_fails_before_any_work(tmp_path):
         ro.chmod(0o500)
         targets.append(str(ro / "t.jsonl"))
     for target in targets:
-        t0 = time.perf_counter()
         r = run("generate", "Hello", "-n", "400", "--trace", target)
         assert_one_line_error(r, 2, f"cannot write {target}", "choose another path")
         assert r.stdout == b""  # refused before the model was even loaded
-        assert time.perf_counter() - t0 < 30
 
 
 @pytest.mark.parametrize("as_json", [False, True])

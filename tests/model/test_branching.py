@@ -93,7 +93,6 @@ def test_generation_with_fork_reports_cost_and_keeps_cache(smollm2):
             scores = info["fork_scores"]
             assert st.token_id == info["fork_chosen"]
             assert info["fork_chosen"] == info["fork_tokens"][int(np.argmax(scores))]
-            assert info["fork_ms"] > 0
             total += info["fork_decoded"]
         assert sum("fork_tokens" in st.info for st in g.steps) >= 4
         assert g.timings.branch_tokens == total > 0 and g.timings.branch_ms > 0

