@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -50,13 +51,37 @@ verbose_option = click.option(
 _CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class ContextSize(click.ParamType):
+    """``--n-ctx``: 0 (the model's training context) or at least 16 tokens."""
+
+    name = "N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number of tokens", param, ctx)
+        if n < 0 or 0 < n < 16:
+            self.fail(f"{n} is not 0 (the model's training context) or at least 16", param, ctx)
+        return n
+
+
+def n_ctx_option(help_text: str = "Context size in tokens"):
+    return click.option(
+        "--n-ctx", type=ContextSize(), default=None,
+        help=f"{help_text}: 0 for the model's training context, else at least 16, rounded up to a "
+             "multiple of 256 (default: min(4096, the training context)).")
+
+
 def model_options(f):
     """Options shared by every command that loads a model."""
     opts = [
         click.option("-m", "--model", default=None, metavar="MODEL",
                      help="A .gguf path or a name from models.txt (default: smollm2-135m)."),
-        click.option("--n-ctx", type=click.IntRange(min=0), default=None,
-                     help="Context size in tokens (default: min(4096, the model's training context))."),
+        n_ctx_option(),
         click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
                      help="CPU threads (default: $ENTROPIC_LOCAL_THREADS, else the number of physical cores)."),
         click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
@@ -113,6 +138,16 @@ def read_stdin() -> str:
     if buf is None:  # a replaced stdin (tests): already text
         return clean_text(sys.stdin.read())
     return buf.read().decode("utf-8", errors="replace")
+
+
+def strip_final_newline(text: str) -> str:
+    """``text`` without one final line break (``\n`` or ``\r\n``): ``echo PROMPT |`` adds one
+    that is not part of the prompt (a shell's ``$(...)`` drops it too)."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith("\n"):
+        return text[:-1]
+    return text
 
 
 @contextlib.contextmanager
@@ -181,11 +216,12 @@ def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, te
              repeat_penalty, seed, max_tokens, stop, as_json, trace_path, verbose):
     """Continue PROMPT with the model, streaming the text to stdout.
 
-    PROMPT '-' reads the prompt from standard input. Entropy and varentropy are in nats.
+    PROMPT '-' reads the prompt from standard input (one final newline is dropped, as a
+    shell's $(...) does). Entropy and varentropy are in nats.
     """
     from . import load
 
-    prompt = read_stdin() if prompt == "-" else clean_text(prompt)
+    prompt = strip_final_newline(read_stdin()) if prompt == "-" else clean_text(prompt)
     if not prompt:
         raise UsageError("empty prompt", hint="give some text to continue, or '-' to read stdin")
     if trace_path is not None:
@@ -372,8 +408,15 @@ def _internal_error(e: BaseException) -> None:
     sys.exit(70)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one line each on stderr (``entropic-local: warning: ...``)."""
+    text = str(message).replace("\n", " ")
+    sys.stderr.write(f"entropic-local: warning: {text}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the click group and turn every failure into one line."""
+    warnings.showwarning = _show_warning
     try:  # SIGTERM stops like Ctrl-C: what was made is written, then exit 143
         signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: keep the default

@@ -165,3 +165,47 @@ def test_trace_to_missing_directory_fails_before_work(tmp_path):
 
 def test_bench_rejects_bad_preset_before_loading():
     assert_one_line_error(run("bench", "--presets", "aes,nonsense"), "nonsense", code=3)
+
+
+def test_stdin_prompt_drops_one_final_newline():
+    # `echo PROMPT |` adds a newline that is not part of the prompt; only one is dropped
+    for stdin, prompt in (("The capital of France is\n", "The capital of France is"),
+                          ("The capital of France is\r\n", "The capital of France is"),
+                          ("Two lines\n\n", "Two lines\n"),
+                          ("No newline", "No newline")):
+        r = run("generate", "-", "-n", "2", "--json", "--seed", "1", "-t", "1", stdin=stdin)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["prompt"] == prompt
+
+
+def test_n_ctx_range_rounding_and_training_context():
+    assert "0 for the model's training context" in " ".join(run("generate", "--help").stdout.split())
+    for bad in ("5", "-1", "abc"):
+        assert_one_line_error(run("generate", "Hi", "--n-ctx", bad), "--n-ctx", code=2)
+    r = run("generate", "Hi", "-n", "1", "--n-ctx", "16", "-t", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ("entropic-local: warning: the context was rounded up from 16 to 256 tokens "
+                        "(llama.cpp pads it to a multiple of 256)\n")
+    r = run("generate", "Hi", "-n", "1", "--n-ctx", "16384", "-t", "1")  # SmolLM2 knows 8192
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "longer than the model was trained on (8192)" in lines[0], r.stderr
+    r = run("generate", "Hi", "-n", "1", "--n-ctx", "512", "-t", "1")  # a multiple of 256: silent
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_n_ctx_zero_is_the_training_context(smollm2_path):
+    import warnings
+
+    import entropic_local as el
+    from entropic_local.errors import EntropicWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EntropicWarning)  # the training context warns of nothing
+        m = el.load(smollm2_path, n_ctx=0, n_threads=1)
+    try:
+        assert m.n_ctx == m.engine.n_ctx_train == 8192
+    finally:
+        m.close()
+    with pytest.warns(EntropicWarning, match="rounded up from 100 to 256"):
+        el.load(smollm2_path, n_ctx=100, n_threads=1).close()

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..cli import _CONTEXT_SETTINGS, build_chain, sampler_options, signals_deferred, verbose_option
+from ..cli import _CONTEXT_SETTINGS, build_chain, n_ctx_option, sampler_options, signals_deferred, verbose_option
 from ..errors import UsageError
 
 
@@ -16,8 +16,7 @@ from ..errors import UsageError
               type=click.Path(dir_okay=False), help="Output JSONL (appended; rerun to resume).")
 @click.option("-m", "--model", default=None, metavar="MODEL",
               help="A .gguf path or a name from models.txt (default: smollm2-135m).")
-@click.option("--n-ctx", type=click.IntRange(min=0), default=None,
-              help="Context per sequence (default: min(4096, the model's training context)).")
+@n_ctx_option("Context per sequence")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads (default: physical cores; with --ray: per actor, default 1).")
 @click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
