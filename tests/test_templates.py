@@ -178,7 +178,7 @@ def test_gemma_uses_documented_fallback(gemma, gemma_path):
     assert "no chat template" in notice and "plain" in notice and "--chat-template" in notice
     s = _session(gemma, tmpl)
     _load_conversation(s, CONVERSATION)
-    expected = ("You are a terse assistant.\n\n"
+    expected = ("System: You are a terse assistant.\n\n"
                 "User: Hello!\n"
                 "Assistant: Hi. What do you need?\n\n"
                 "User: Name a colour.\nJust one.\n"
@@ -188,8 +188,8 @@ def test_gemma_uses_documented_fallback(gemma, gemma_path):
     bos = int(gemma.engine.meta("tokenizer.ggml.bos_token_id"))
     assert toks[0] == bos and toks.count(bos) == 1
     assert toks[1:] == gemma.tokenize(expected, add_special=False, parse_special=True)
-    # the reply ends where the model starts a new "User:" or "Assistant:" line
-    assert s.text_stops == ["\nUser:", "\nAssistant:"]
+    # the reply ends where the model starts a new "User:", "Assistant:" or "System:" line
+    assert s.text_stops == ["\nUser:", "\nAssistant:", "\nSystem:"]
     # the same without models.txt (a path): the GGUF has no template, same fallback
     tmpl2, notice2 = _model_template(gemma, gemma_path, None)
     assert tmpl2.name == "plain" and "GGUF metadata has no tokenizer.chat_template" in notice2
@@ -324,3 +324,74 @@ def test_crafted_gguf_hostile_template_cli(tmp_path, smollm2_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
     assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- turn markers
+
+@pytest.mark.parametrize("name, markers", [
+    ("chatml", ("\n<|im_start|>user", "\n<|im_start|>assistant")),
+    ("gemma", ("\n<start_of_turn>user", "\n<start_of_turn>model")),
+    ("llama3", ("<|start_header_id|>user<|end_header_id|>", "<|start_header_id|>assistant<|end_header_id|>")),
+    ("phi3", ("\n<|user|>", "\n<|assistant|>")),
+    ("mistral", ("[INST]", "[/INST]")),
+    ("plain", ("\nUser:", "\nAssistant:")),
+])
+def test_turn_markers_read_from_the_rendering(name, markers):
+    t, _ = select_template(name, gguf_template=None, registry_template=None, model_label="m",
+                           bos_token="<s>", eos_token="</s>")
+    assert t.turn_markers() == markers
+
+
+def test_next_turn_marker_ends_a_reply_without_end_of_turn(gemma, gemma_path):
+    """A base model under the gemma template that starts the next turn (<start_of_turn>, a
+    control token that renders as no text) instead of ending its own: the reply stops there.
+    A stage of this test forces <start_of_turn> as the third token of a greedy reply."""
+    import numpy as np
+
+    from entropic_local.samplers import Greedy, Sampler
+
+    class ForceAfter(Sampler):
+        name = "force_after"
+
+        def __init__(self, token: int, after: int):
+            self.token, self.after, self.calls = token, after, 0
+
+        def apply(self, cands):
+            self.calls += 1
+            if self.calls > self.after:
+                cands.logits[: cands.n] = -np.inf
+                cands.logits[self.token] = 0.0  # the untouched vocabulary: index = token id
+
+        def reset(self, seed=None):
+            self.calls = 0
+
+        def spec(self):
+            return self.name
+
+    tmpl, _ = _model_template(gemma, gemma_path, "none", override="gemma")
+    sot = gemma.tokenize("<start_of_turn>", add_special=False, parse_special=True)
+    assert len(sot) == 1 and not gemma.engine.is_eog(sot[0])
+    s = ChatSession(gemma, tmpl, SamplerChain([ForceAfter(sot[0], 2), Greedy()]), max_tokens=64)
+    assert sot[0] in s.stop_ids
+    s.add_user("Name a colour.")
+    reply = s.start_reply(seed=0)
+    steps = [st.token_id for st in reply]
+    stats = reply.finish()
+    assert len(steps) == 2 and sot[0] not in steps
+    assert reply.stopped_by_token and stats.finish == "stop"
+    assert s.turns[-1]["role"] == "assistant" and s.turns[-1]["content"]
+
+
+def test_chat_reply_cap_by_default_and_settable(tmp_path):
+    """Replies stop at the default cap (1024) or -n, with a notice; -1 lifts the cap; 0 is refused."""
+    from entropic_local.chat.session import DEFAULT_REPLY_TOKENS
+
+    assert DEFAULT_REPLY_TOKENS == 1024
+    assert f"[default: {DEFAULT_REPLY_TOKENS}]" in " ".join(run_chat(["--help"]).stdout.split())
+    r = run_chat(["gemma3-270m", "--sampler", "logit_bias:107=-inf,108=-inf,greedy",
+                  "-n", "5", "--n-ctx", "512"], "Count from one to a hundred\n")
+    assert r.returncode == 0, r.stderr
+    assert "the reply reached max_tokens (5) and was cut" in r.stderr
+    bad = run_chat(["-n", "0"], "Hi\n")
+    assert bad.returncode == 2 and "0 is not a reply length" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -11,6 +11,15 @@ import click
 
 from ..cli import _CONTEXT_SETTINGS, build_chain, clean_text, model_options, sampler_options, verbose_option
 from ..errors import UsageError
+from .session import DEFAULT_REPLY_TOKENS
+
+
+def format_count(n: int) -> str:
+    """A parameter count as people write it: 134.5M, 1.24B."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.{1 if n < 100 * scale else 0}f}{unit}"
+    return str(n)
 
 
 def _registry_template(name: str | None) -> str | None:
@@ -61,13 +70,19 @@ def model_template(engine, override: str | None, tmpl_ctx: dict):
                            eos_token=special_token_text(engine, "tokenizer.ggml.eos_token_id"), **tmpl_ctx)
 
 
+def _reply_cap(ctx, param, value):
+    if value == 0 or value < -1:
+        raise click.BadParameter(f"{value} is not a reply length: give a positive number, or -1 for no cap")
+    return None if value == -1 else value
+
+
 @click.command("chat", context_settings=_CONTEXT_SETTINGS)
 @click.argument("model_arg", metavar="[MODEL]", required=False)
 @model_options
 @sampler_options
 @click.option("--system", metavar="TEXT", default=None, help="System prompt (change it later with /set system).")
-@click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=None,
-              help="Most tokens per reply (default: until the end of the turn or of the context).")
+@click.option("-n", "--max-tokens", type=int, default=DEFAULT_REPLY_TOKENS, show_default=True,
+              callback=_reply_cap, help="Most tokens per reply; -1: until the end of the turn or of the context.")
 @click.option("--chat-template", metavar="NAME|FILE", default=None,
               help="Use this chat template instead of the model's: a built-in name (chatml, gemma, "
                    "llama3, phi3, mistral, plain), 'gguf' (the model file's), or a Jinja file.")
@@ -132,7 +147,8 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
         rows = [
             ("model", label),
             ("file", str(path)),
-            ("description", engine.description),
+            ("description", f"{engine.description} (llama.cpp's type and size class)"),
+            ("parameters", f"{format_count(engine.n_params)}, {engine.size_bytes / 1e6:.0f} MB of weights"),
             ("architecture", arch),
             ("context", f"{m.n_ctx} tokens (trained on {engine.n_ctx_train})"),
             ("threads", str(m.n_threads)),

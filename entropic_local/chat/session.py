@@ -9,7 +9,8 @@ Every turn re-renders the whole conversation and sends its tokens; the KV cache 
 longest common token prefix, so only the new tokens are decoded.
 
 Context policy (``fit``): before a reply the prompt must leave room for the reply
-(``reserve`` tokens: ``max_tokens`` if set, else 512, at most half the context). If it does
+(``reserve`` tokens: ``max_tokens``, 1024 by default, or 512 when it is none, at most half
+the context). If it does
 not, the oldest turns (a user message and its replies) are dropped, never the system prompt
 and never the message being answered, down to three quarters of that budget (so that the
 next turns fit too and the cache prefix stays stable for a while instead of shifting every
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ from .templates import ChatTemplate, select_template
 SAVE_FORMAT = "entropic-local-chat"
 SAVE_VERSION = 1
 DEFAULT_RESERVE = 512
+# A reply stops here unless the model ends its turn first: a base model may never do so.
+DEFAULT_REPLY_TOKENS = 1024
 COLOR_MODES = ("entropy", "logprob", "off")
 
 # /set NAME -> (SamplerChain.with_params keyword, type)
@@ -82,7 +86,7 @@ class ReplyStats:
     prompt_tokens: int = 0
     prompt_eval_tokens: int = 0
     prompt_tps: float = 0.0
-    gen_tps: float = 0.0
+    gen_tps: float | None = None   # from the first token to the last; None for short replies
     mean_entropy: float = 0.0
     mean_logprob: float = 0.0
     finish: str = ""
@@ -95,7 +99,8 @@ class ReplyStats:
             parts.append(f"prompt {self.prompt_eval_tokens} tok at {self.prompt_tps:.0f} tok/s")
         else:
             parts.append("prompt cached")
-        parts.append(f"generation {self.gen_tps:.1f} tok/s")
+        if self.gen_tps is not None:
+            parts.append(f"generation {self.gen_tps:.1f} tok/s")
         parts.append(f"mean entropy {self.mean_entropy:.2f} nats" if self.n_tokens else "mean entropy -")
         if self.actions:
             parts.append("actions " + ", ".join(f"{k}×{v}" for k, v in sorted(self.actions.items())))
@@ -103,6 +108,17 @@ class ReplyStats:
             parts.append({"length": "cut at max_tokens", "context": "context full",
                           "interrupted": "interrupted"}[self.finish])
         return " · ".join(parts)
+
+
+MIN_RATE_TOKENS = 8  # fewer tokens give no meaningful tokens/s
+
+
+def _rate(times: list[float]) -> float | None:
+    """Tokens/s between the first token and the last (the prompt, the first token's wait and
+    the end-of-turn step left out), or None for a reply too short to tell."""
+    if len(times) < MIN_RATE_TOKENS or times[-1] <= times[0]:
+        return None
+    return (len(times) - 1) / (times[-1] - times[0])
 
 
 class Reply:
@@ -123,6 +139,7 @@ class Reply:
         self.stream = session.model.stream(tokens, max_tokens=max(1, max_tokens), sampler=session.chain,
                                            seed=seed, stop=session.text_stops or None)
         self.steps: list[Any] = []
+        self._times: list[float] = []  # when each step arrived
         self.interrupted = False
         self.stopped_by_token = False
         self._it: Iterator[Any] | None = None
@@ -138,6 +155,7 @@ class Reply:
                 self._it.close()
                 return
             self.steps.append(step)
+            self._times.append(time.perf_counter())
             yield step
 
     @property
@@ -173,7 +191,7 @@ class Reply:
             prompt_tokens=len(self.prompt_tokens),
             prompt_eval_tokens=t.prompt_eval_tokens,
             prompt_tps=t.prompt_tps,
-            gen_tps=(len(steps) / (t.gen_ms / 1000)) if t.gen_ms > 0 else 0.0,
+            gen_tps=_rate(self._times),
             mean_entropy=(sum(s.entropy for s in steps) / len(steps)) if steps else 0.0,
             mean_logprob=(sum(s.logprob for s in steps) / len(steps)) if steps else 0.0,
             finish=finish,
@@ -196,7 +214,7 @@ class ChatSession:
         *,
         system: str | None = None,
         seed: int | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | None = DEFAULT_REPLY_TOKENS,
         color: str = "entropy",
         template_context: dict[str, Any] | None = None,
     ):

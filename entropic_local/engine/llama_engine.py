@@ -186,6 +186,16 @@ class Engine:
         return buf.value.decode("utf-8", errors="replace")
 
     @property
+    def n_params(self) -> int:
+        """The model's parameter count (llama.cpp's own count of the weights)."""
+        return int(llama.llama_model_n_params(self._model))
+
+    @property
+    def size_bytes(self) -> int:
+        """The bytes the weights take (as quantised in the file)."""
+        return int(llama.llama_model_size(self._model))
+
+    @property
     def chat_template(self) -> str | None:
         raw = llama.llama_model_chat_template(self._model, None)
         return raw.decode("utf-8", errors="replace") if raw else None
