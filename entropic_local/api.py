@@ -23,7 +23,7 @@ from .batching import BatchRequest, Prepared, cache_size, run_batch
 from .engine import Engine, set_verbose
 from .errors import EntropicError, UsageError
 from .generation import DecodeLoop, Generation, Step
-from .registry import check_gguf_header, resolve_model
+from .registry import check_gguf_header, model_label, resolve_model
 from .samplers import Candidates, SamplerChain
 
 DEFAULT_SAMPLER = "llama"
@@ -72,7 +72,7 @@ def load(
         attention_scores=attention is not None,
         attention_entmax=attention_entmax,
     )
-    return Model(engine, name=str(model) if model is not None else None, seed=seed)
+    return Model(engine, name=model_label(model, path), seed=seed)
 
 
 def _as_chain(sampler: str | SamplerChain | None) -> SamplerChain:

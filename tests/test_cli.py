@@ -75,9 +75,19 @@ def test_generate_reads_stdin_and_stops(gemma_path):
 
 
 def test_models_lists_registry():
-    r = run("models")
-    assert r.returncode == 0, r.stderr
-    assert "smollm2-135m*" in r.stdout and "gemma3-270m" in r.stdout
+    for cols in (80, 60, 200):
+        r = run("models", env={"COLUMNS": str(cols)})
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert max(len(ln) for ln in lines) <= cols, r.stdout
+        head = lines[0].split()
+        assert head[:3] == ["NAME", "DEFAULT", "ON"]
+        rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:] if ln.split()}
+        assert rows["smollm2-135m"][0] == "yes"  # the default has its own column
+        assert "gemma3-270m" in rows and rows["gemma3-270m"][0] != "yes"
+    full = json.loads(run("models", "--json").stdout)
+    local = next(r for r in full if r["name"] == "smollm2-135m")["path"]
+    assert local.endswith(".gguf") and local.rsplit("/", 1)[1] in r.stdout  # the file name kept
     r = run("models", "--json")
     rows = json.loads(r.stdout)
     assert any(row["name"] == "smollm2-135m" and row.get("path") for row in rows)
@@ -209,3 +219,19 @@ def test_n_ctx_zero_is_the_training_context(smollm2_path):
         m.close()
     with pytest.warns(EntropicWarning, match="rounded up from 100 to 256"):
         el.load(smollm2_path, n_ctx=100, n_threads=1).close()
+
+
+def test_one_model_label_everywhere(tmp_path, smollm2_path):
+    """The default model, named or not, is `smollm2-135m` in every output; a path is its file name."""
+    text = tmp_path / "t.txt"
+    text.write_text("The capital of France is Paris. The capital of Italy is Rome.")
+    heads = []
+    for args in ([], ["-m", "smollm2-135m"]):
+        r = run("eval", str(text), "-n", "4", "-s", "softmax=temp=1.0", "-t", "1", *args)
+        assert r.returncode == 0, r.stderr
+        heads.append(r.stdout.splitlines()[0])
+    assert heads[0] == heads[1] and heads[0].startswith("Model `smollm2-135m`")
+    for args, label in (([], "smollm2-135m"), (["-m", str(smollm2_path)], smollm2_path.name)):
+        r = run("generate", "Hi", "-n", "1", "--json", "-t", "1", *args)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["model"] == label

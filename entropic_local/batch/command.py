@@ -87,10 +87,9 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
                 write(error_row(it.custom_id, it.code, it.message), 0)
         jobs = [it for it in todo if not isinstance(it, BadLine)]
         if jobs:
-            from ..chat.command import _label
-            from ..registry import resolve_model
+            from ..registry import model_label, resolve_model
 
-            label = _label(model)
+            label = model_label(model)
             load_kwargs = {"n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "verbose": verbose}
             if use_ray:
                 from .ray_runner import run_ray

@@ -11,6 +11,7 @@ import click
 
 from ..cli import _CONTEXT_SETTINGS, build_chain, clean_text, model_options, sampler_options, verbose_option
 from ..errors import UsageError
+from ..registry import model_label
 from .session import DEFAULT_REPLY_TOKENS
 
 
@@ -42,23 +43,11 @@ def _stdin_text():
     return io.TextIOWrapper(buf, encoding="utf-8", errors="replace")
 
 
-def _label(name: str | None, path: Path | None = None) -> str:
-    """How a model is named in messages and outputs: its registry name, or the file name of
-    a path (of ``path``, the resolved file, when given)."""
-    from ..registry import DEFAULT_MODEL
-
-    if name is None:
-        return DEFAULT_MODEL
-    from ..registry import _looks_like_path
-
-    return (path or Path(name)).name if _looks_like_path(name) else name
-
-
 def template_context(name: str | None, path: Path, header) -> dict:
     """What ``select_template`` needs to know about a model (``header``: its checked GGUF
     header), bos/eos aside: they are known once the vocabulary is loaded."""
     return {"gguf_template": header.chat_template, "registry_template": _registry_template(name),
-            "model_label": _label(name, path)}
+            "model_label": model_label(name, path)}
 
 
 def model_template(engine, override: str | None, tmpl_ctx: dict):
