@@ -168,9 +168,7 @@ class Model:
         # Stages that depend on the model (Entropix: the clarify token through this
         # tokenizer, thresholds for this model family) bind to it before generating.
         for stage in chain.stages:
-            bind = getattr(stage, "bind", None)
-            if bind is not None:
-                bind(self)
+            stage.bind(self)
         chain.reset(seed)
         if tokens is None:
             tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)

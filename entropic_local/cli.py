@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import signal
 import sys
@@ -96,31 +97,29 @@ def model_options(f):
 
 
 def sampler_options(f):
-    """--sampler SPEC plus the common llama.cpp flags that override it."""
+    """--sampler SPEC, the llama.cpp sampling flags every stage declares (``--temp``,
+    ``--top-k``...: ``samplers.registry.flag_table``) and --seed. The command receives
+    ``sampler`` and ``flags`` (the flags given, by key) instead of one argument per flag."""
+    from .samplers.registry import flag_table
+
+    table = [flag for flag, _ in flag_table().values()]
+
+    @functools.wraps(f)
+    def command(*args, **kw):
+        given = {fl.key: kw.pop(fl.key) for fl in table}
+        return f(*args, flags={k: v for k, v in given.items() if v is not None}, **kw)
+
     opts = [
         click.option("-s", "--sampler", default="llama", show_default=True, metavar="SPEC",
                      help="A chain spec such as 'top_k=40,top_p=0.95,min_p=0.05,temp=0.8' "
                           "or a preset (greedy, llama)."),
-        click.option("--temp", type=float, default=None, help="Temperature (<= 0: greedy)."),
-        click.option("--top-k", type=int, default=None, help="Keep the k most likely tokens (<= 0: off)."),
-        click.option("--top-p", type=float, default=None, help="Nucleus: keep the smallest set with mass >= p."),
-        click.option("--min-p", type=float, default=None, help="Keep tokens with p >= min_p * p_max."),
-        click.option("--repeat-penalty", type=float, default=None, help="Penalise recent tokens (1.0: off)."),
+        *(click.option(fl.cli, fl.key, type=fl.kind, default=None, help=fl.help) for fl in table),
         click.option("--seed", type=click.IntRange(min=0), default=None,
                      help="Random seed (default: a fresh one, reported in --json output)."),
     ]
     for o in reversed(opts):
-        f = o(f)
-    return f
-
-
-def build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty):
-    from .samplers import SamplerChain
-
-    chain = SamplerChain.parse(sampler)
-    overrides = {k: v for k, v in dict(temp=temp, top_k=top_k, top_p=top_p, min_p=min_p,
-                                       repeat_penalty=repeat_penalty).items() if v is not None}
-    return chain.with_params(**overrides) if overrides else chain
+        command = o(command)
+    return command
 
 
 def clean_text(s: str) -> str:
@@ -212,21 +211,22 @@ def cli():
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True), default=None,
               metavar="FILE", help="Write one JSON line per generated token (every metric, the sampler's action).")
 @verbose_option
-def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, temp, top_k, top_p, min_p,
-             repeat_penalty, seed, max_tokens, stop, as_json, trace_path, verbose):
+def generate(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, flags, seed, max_tokens, stop,
+             as_json, trace_path, verbose):
     """Continue PROMPT with the model, streaming the text to stdout.
 
     PROMPT '-' reads the prompt from standard input (one final newline is dropped, as a
     shell's $(...) does). Entropy and varentropy are in nats.
     """
     from . import load
+    from .samplers import SamplerChain
 
     prompt = strip_final_newline(read_stdin()) if prompt == "-" else clean_text(prompt)
     if not prompt:
         raise UsageError("empty prompt", hint="give some text to continue, or '-' to read stdin")
     if trace_path is not None:
         _check_writable(trace_path)
-    chain = build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty)
+    chain = SamplerChain.from_options(sampler, **flags)
     m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, attention=attention,
              verbose=verbose)
     stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop))
@@ -391,7 +391,7 @@ def eval_cmd(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_toke
     actual next token at every position ('-' reads stdin). Prints a markdown table.
     """
     from . import load
-    from .evaluate import DEFAULT_SAMPLERS, evaluate_text, format_eval_table
+    from .evaluation.scoring import DEFAULT_SAMPLERS, evaluate_text, format_eval_table
 
     if text_file == "-":
         text = read_stdin()

@@ -177,7 +177,7 @@ class SequenceState:
         self.tail = ""  # text released after the last step was yielded (streamers print it)
         self.done = False
         self.matched = False  # a stop string ended it (its text is never released)
-        self._info = getattr(chain, "step_info", None)
+        self._info = chain.step_info
 
     @property
     def text(self) -> str:
@@ -234,7 +234,7 @@ class SequenceState:
             entropy=stats[2],
             varentropy=stats[3],
             n_candidates=n_kept,
-            info=self._info() if self._info is not None else {},
+            info=self._info(),
         )
         if fork is not None:
             step.info.update(res.info())
@@ -291,7 +291,7 @@ class DecodeLoop(SequenceState):
         t0 = time.perf_counter()
         # Branching (entropix:fork=K) needs K sibling KV sequences: made once, before the
         # prompt is decoded (re-creating the context empties the cache).
-        engine.ensure_sequences(max((getattr(s, "sequences_needed", 1) for s in chain.stages), default=1))
+        engine.ensure_sequences(max((s.sequences_needed for s in chain.stages), default=1))
         self.timings.prompt_eval_tokens = engine.eval_prompt(self.prompt_tokens)
         t1 = time.perf_counter()
         self.timings.prompt_ms = (t1 - t0) * 1000

@@ -115,7 +115,7 @@ def share_text(count: int, total: int) -> str:
 def load_thresholds(spec: str):
     """Entropix thresholds from a family name (``llama``, ``gemma3``...), ``generic``,
     ``upstream`` or a thresholds JSON file."""
-    from .samplers.entropix import FAMILY_THRESHOLDS, GENERIC, UPSTREAM, Thresholds
+    from .samplers.entropix_thresholds import FAMILY_THRESHOLDS, GENERIC, UPSTREAM, Thresholds
 
     named = {"generic": GENERIC, "upstream": UPSTREAM, **FAMILY_THRESHOLDS}
     if spec in named:

@@ -11,17 +11,14 @@ import pytest
 from entropic_local import kernels as K
 from entropic_local.errors import InvalidSamplerSpec
 from entropic_local.samplers import PRESETS, Candidates, SamplerChain
-from entropic_local.samplers import aes as aes_mod
-from entropic_local.samplers import thermo as thermo_mod
-from entropic_local.samplers.aes import AES, ALPHA_SNAP, Entmax, aes_alpha, effective_alpha
+from entropic_local.samplers.stages import entmax as aes_mod
+from entropic_local.samplers.stages.entmax import AES, ALPHA_SNAP, Entmax, aes_alpha, effective_alpha
 
 S_LO, S_HI, V_SPLIT, A_MAX = aes_mod.S_LO, aes_mod.S_HI, aes_mod.V_SPLIT, aes_mod.ALPHA_MAX
 
 
 def preset(name: str) -> str:
-    """The preset's spec (registered in PRESETS once the lead merges PRESETS_EXTRA)."""
-    extra = {**aes_mod.PRESETS_EXTRA, **thermo_mod.PRESETS_EXTRA}
-    return PRESETS.get(name, extra[name])
+    return PRESETS[name]
 
 
 # ---------------------------------------------------------------------------------------

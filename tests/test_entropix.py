@@ -13,12 +13,11 @@ import pytest
 import entropic_local as el
 from entropic_local.errors import InvalidSamplerSpec, UsageError
 from entropic_local.samplers import PRESETS, Candidates, SamplerChain
-from entropic_local.samplers import entropix as ex
-from entropic_local.samplers.entropix import (
-    ACTIONS, FAMILY_THRESHOLDS, GENERIC, LN2, UPSTREAM, Entropix, Thresholds, calibrate,
-)
-
-PRESETS.update(ex.PRESETS_EXTRA)   # until the lead merges it into samplers/__init__.py
+from entropic_local.evaluation.calibrate import calibrate
+from entropic_local.samplers import entropix_thresholds as ex
+from entropic_local.samplers.entropix_thresholds import FAMILY_THRESHOLDS, GENERIC, LN2, UPSTREAM, Thresholds
+from entropic_local.samplers.params import quote_text
+from entropic_local.samplers.stages.entropix import ACTIONS, QUADRANTS, Entropix
 
 # thresholds for the crafted distributions below
 TH = dict(low_ent=0.5, med_ent=2.0, high_ent=4.0, low_vent=0.5, high_vent=3.0)
@@ -174,7 +173,7 @@ def test_each_action_fires(action):
     assert s.classify(c.entropy, c.varentropy) == action
     s.apply(c)
     rec = s.info()
-    assert rec["action"] == action and rec["quadrant"] == ex.QUADRANTS[action]
+    assert rec["action"] == action and rec["quadrant"] == QUADRANTS[action]
     assert rec["attention"] is False and "attn_entropy" not in rec
     assert 0 <= c.selected < c.n
     if action == "argmax":
@@ -397,7 +396,7 @@ def test_spec_round_trip(tmp_path):
         "entropix:clarify=",
         "entropix:clarify_id=42",
         "penalties:repeat=1.1,entropix:clarify=a%2Cb%25c%20d",
-        f"entropix:thresholds={ex.quote_text(str(path))}",
+        f"entropix:thresholds={quote_text(str(path))}",
     ]
     for spec in specs:
         c = SamplerChain.parse(spec)

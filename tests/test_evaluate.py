@@ -10,10 +10,9 @@ import pytest
 
 from entropic_local import kernels as K
 from entropic_local.errors import UsageError
-from entropic_local.evaluate import (
-    DEFAULT_SAMPLERS, chain_distribution, epsilon_perplexity, evaluate_text, format_eval_table,
-    js_divergence, js_onehot, resolve_spec, sparsemax_score,
-)
+from entropic_local.evaluation.metrics import epsilon_perplexity, js_divergence, js_onehot, sparsemax_score
+from entropic_local.evaluation.scoring import DEFAULT_SAMPLERS, evaluate_text, format_eval_table
+from entropic_local.samplers.distribution import chain_distribution
 from entropic_local.samplers import Candidates, SamplerChain
 
 LN2 = math.log(2.0)
@@ -76,7 +75,7 @@ def _dist(spec, z):
     c = Candidates(z.shape[0])
     c.reset(z)
     out = np.zeros(z.shape[0])
-    n = chain_distribution(SamplerChain.parse(resolve_spec(spec), seed=0), c, out)
+    n = chain_distribution(SamplerChain.parse(spec, seed=0), c, out)
     full = np.zeros(z.shape[0])
     full[c.ids[:n]] = out[:n]
     return full

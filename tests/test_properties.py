@@ -44,8 +44,8 @@ from hypothesis.extra import numpy as hnp
 from entropic_local import kernels as K
 from entropic_local.errors import EntropicError, InvalidSamplerSpec
 from entropic_local.samplers import PRESETS, STAGES, Candidates, SamplerChain
-from entropic_local.samplers.stages import Param
-from entropic_local.samplers.thermo import MODES, _MODE_PARAMS
+from entropic_local.samplers.params import Param
+from entropic_local.samplers.stages.free_energy import MODE_PARAMS, MODES
 
 INF = np.inf
 LOG2E = 1.4426950408889634
@@ -692,7 +692,7 @@ def stages(draw, name: str):
     kw = {}
     if name == "free_energy":
         kw["mode"] = draw(st.sampled_from(MODES))
-        params = [p for p in params if p.name in _MODE_PARAMS[kw["mode"]]]
+        params = [p for p in params if p.name in MODE_PARAMS[kw["mode"]]]
     if name == "entropix":
         kw["clarify"] = ""
     for p in params:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..cli import _CONTEXT_SETTINGS, build_chain, n_ctx_option, sampler_options, signals_deferred, verbose_option
+from ..cli import _CONTEXT_SETTINGS, n_ctx_option, sampler_options, signals_deferred, verbose_option
 from ..errors import UsageError
 
 
@@ -34,8 +34,7 @@ from ..errors import UsageError
 @click.option("--shard-size", type=click.IntRange(min=1), default=None,
               help="With --ray: lines per shard sent to an actor (default: 2 x --parallel).")
 @verbose_option
-def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, sampler, temp, top_k,
-                  top_p, min_p, repeat_penalty, seed, max_tokens, parallel, steps, use_ray, ray_actors,
+def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, sampler, flags, seed, max_tokens, parallel, steps, use_ray, ray_actors,
                   shard_size, verbose):
     """Generate for every line of INPUT.jsonl, appending one row per line to OUTPUT.jsonl.
 
@@ -55,6 +54,7 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
     \b
       entropic-local batch prompts.jsonl -o out.jsonl --parallel 8 --seed 1
     """
+    from ..samplers import SamplerChain
     from .jobs import BadLine, check_unique, read_jobs
     from .output import OutputFile, error_row
     from .runner import Defaults, Progress, run_local
@@ -69,7 +69,7 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
     except OSError as e:
         raise UsageError(f"cannot read {input_path}: {e.strerror or e}") from None
     check_unique(items)
-    default_chain = build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty)
+    default_chain = SamplerChain.from_options(sampler, **flags)
     defaults = Defaults(sampler=str(default_chain), max_tokens=max_tokens, seed=seed, steps=steps)
 
     out = OutputFile(output_path).open()

@@ -9,8 +9,11 @@ Two shapes are accepted on each line:
   (sandboxed, as in ``entropic-local chat``).
 
 Settings (top level for the plain shape, in ``body`` for the OpenAI one): ``max_tokens`` (or
-``max_completion_tokens``), ``temperature``, ``top_p``, ``top_k``, ``min_p``, ``seed``,
-``stop`` (a string or a list) and ``sampler`` (a chain spec, an entropic-local extension);
+``max_completion_tokens``), ``seed``, ``stop`` (a string or a list), ``sampler`` (a chain
+spec, an entropic-local extension) and the request field of every sampling flag the stages
+declare, as llama-server names them (``temperature``, ``top_p``, ``top_k``, ``min_p``,
+``typical_p``, ``top_n_sigma``, ``repeat_penalty``, ``frequency_penalty``,
+``presence_penalty``, ``repeat_last_n``, ``dynatemp_range``, ``dynatemp_exponent``);
 ``model``, ``n``\\ =1 and OpenAI fields with no meaning here are ignored.
 
 A line that cannot be used (bad JSON, not an object, no prompt, a bad setting) becomes an
@@ -30,13 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import UsageError
+from ..samplers.flags import check_flag_value
+from ..samplers.registry import flag_table
 
 CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
 COMPLETION_URLS = ("/v1/completions", "/completions")
-SETTING_KEYS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
-                "seed", "stop", "sampler")
-IGNORED_KEYS = {"model", "n", "stream", "user", "logprobs", "top_logprobs", "response_format",
-                "presence_penalty", "frequency_penalty", "store", "metadata"}
+SETTING_KEYS = ("max_tokens", "max_completion_tokens", "seed", "stop", "sampler")
 
 
 @dataclass
@@ -75,23 +77,29 @@ def derive_seed(seed: int, custom_id: str) -> int:
     return int.from_bytes(h[:8], "little") >> 1   # 63 bits: fits every seed field
 
 
+def sampling_flags(settings: dict[str, Any]) -> dict[str, Any]:
+    """The sampling flags of a line's settings, by flag key (``temperature`` -> ``temp``)."""
+    return {f.key: settings[f.request_field] for f, _ in flag_table().values()
+            if f.request_field in settings}
+
+
 def _settings(src: dict[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    for f, _ in flag_table().values():
+        v = src.get(f.request_field)
+        if v is not None:
+            out[f.request_field] = check_flag_value(f, v, where)
     for k in SETTING_KEYS:
         if k not in src or src[k] is None:
             continue
         v = src[k]
-        if k in ("max_tokens", "max_completion_tokens", "top_k", "seed"):
+        if k in ("max_tokens", "max_completion_tokens", "seed"):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"{where}{k} must be an integer, got {json.dumps(v)[:40]}")
-            if k != "top_k" and v < (1 if "tokens" in k else 0):
+            if v < (1 if "tokens" in k else 0):
                 raise ValueError(f"{where}{k} must be {'at least 1' if 'tokens' in k else '>= 0'}, got {v}")
             if k == "seed" and v >= 2**64:
                 raise ValueError(f"{where}seed must be below 2**64")
-        elif k in ("temperature", "top_p", "min_p"):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ValueError(f"{where}{k} must be a number, got {json.dumps(v)[:40]}")
-            v = float(v)
         elif k == "stop":
             if isinstance(v, str):
                 v = [v]

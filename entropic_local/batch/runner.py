@@ -15,7 +15,8 @@ from typing import Any, Iterator
 
 from ..batching import BatchRequest, Prepared
 from ..errors import ContextOverflow, EntropicError, InvalidSamplerSpec
-from .jobs import Job, derive_seed
+from ..samplers.chain import SamplerChain
+from .jobs import Job, derive_seed, sampling_flags
 from .output import error_row, success_row
 
 ERROR_CODES = {InvalidSamplerSpec: "invalid_sampler", ContextOverflow: "context_length_exceeded"}
@@ -46,7 +47,6 @@ class ChatRenderer:
         from ..chat.command import model_template, template_context
         from ..chat.session import ChatSession
         from ..registry import check_gguf_header
-        from ..samplers import SamplerChain
 
         tmpl_ctx = template_context(registry_name, model.path, check_gguf_header(model.path))
         template, _ = model_template(model.engine, None, tmpl_ctx)
@@ -60,11 +60,8 @@ class ChatRenderer:
 
 
 def prepare_job(model, job: Job, defaults: Defaults, renderer_factory) -> Prepared:
-    from ..cli import build_chain
-
     st = job.settings
-    chain = build_chain(st.get("sampler", defaults.sampler), st.get("temperature"), st.get("top_k"),
-                        st.get("top_p"), st.get("min_p"), None)
+    chain = SamplerChain.from_options(st.get("sampler", defaults.sampler), **sampling_flags(st))
     seed = st.get("seed")
     if seed is None and defaults.seed is not None:
         seed = derive_seed(defaults.seed, job.custom_id)

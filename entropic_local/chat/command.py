@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import _CONTEXT_SETTINGS, build_chain, clean_text, model_options, sampler_options, verbose_option
+from ..cli import _CONTEXT_SETTINGS, clean_text, model_options, sampler_options, verbose_option
 from ..errors import UsageError
 from ..registry import model_label
 from .session import DEFAULT_REPLY_TOKENS
@@ -79,8 +79,7 @@ def _reply_cap(ctx, param, value):
               help="Read all of standard input as one message (instead of one message per line).")
 @click.option("--no-color", "no_color", is_flag=True, help="No colours (also: NO_COLOR set, or not a terminal).")
 @verbose_option
-def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sampler, temp, top_k, top_p,
-                 min_p, repeat_penalty, seed, system, max_tokens, chat_template, single, no_color,
+def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sampler, flags, seed, system, max_tokens, chat_template, single, no_color,
                  verbose):
     """Chat with MODEL in the terminal, its uncertainty in colour.
 
@@ -96,6 +95,7 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
     """
     from .. import load
     from ..registry import check_gguf_header, resolve_model
+    from ..samplers import SamplerChain
     from .repl import Chat, Printer, run_batch, run_interactive
     from .session import ChatSession
     from .templates import select_template
@@ -108,7 +108,7 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
     if single and stdin_tty:
         raise UsageError("--single reads the message from standard input, which is a terminal here",
                          hint="pipe the message in: echo 'Hi' | entropic-local chat --single")
-    chain = build_chain(sampler, temp, top_k, top_p, min_p, repeat_penalty)
+    chain = SamplerChain.from_options(sampler, **flags)
     load_kwargs = {"attention": attention} if attention is not None else {}
 
     path = resolve_model(name)

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
@@ -29,6 +30,7 @@ import click
 from wcwidth import wcswidth
 
 from ..errors import EntropicError, Terminated, UsageError
+from ..samplers.registry import flag_table
 from .session import COLOR_MODES, QUIET_ACTIONS, ChatSession, random_seed, settable_names
 from .templates import BUILTIN
 
@@ -266,9 +268,8 @@ def legend(p: Printer) -> list[str]:
 HELP = """Commands:
   /help                     this help
   /set PARAM VALUE          change a setting for the next replies:
-                              temp, top_k, top_p, min_p, typical_p, top_n_sigma, repeat_penalty,
-                              frequency_penalty, presence_penalty, penalty_last_n, dynatemp_range,
-                              dynatemp_exponent, STAGE.PARAM (e.g. top_p.min_keep 2),
+{flags},
+                              STAGE.PARAM (e.g. top_p.min_keep 2),
                               sampler SPEC, system TEXT|none, seed N|random, max_tokens N|none,
                               template NAME|FILE ({builtins})
   /show params|prompt|model|stats|history
@@ -381,7 +382,9 @@ class Chat:
         return None
 
     def cmd_help(self, arg: str) -> None:
-        self.p.line(HELP.format(builtins=", ".join(BUILTIN)))
+        flags = textwrap.fill(", ".join(flag_table()), width=98, initial_indent=" " * 30,
+                              subsequent_indent=" " * 30)
+        self.p.line(HELP.format(builtins=", ".join(BUILTIN), flags=flags))
         for ln in legend(self.p):
             self.p.line(ln)
 

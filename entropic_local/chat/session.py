@@ -34,8 +34,9 @@ from typing import Any, Iterator
 
 from ..errors import ContextOverflow, EntropicError, InvalidSamplerSpec, UsageError
 from ..generation import write_text_atomic
-from ..samplers import STAGES, SamplerChain
-from ..samplers.spec import parse_number
+from ..samplers.chain import SamplerChain
+from ..samplers.params import parse_number
+from ..samplers.registry import find_flag, flag_table, stages
 from .templates import ChatTemplate, select_template
 
 SAVE_FORMAT = "entropic-local-chat"
@@ -45,26 +46,9 @@ DEFAULT_RESERVE = 512
 DEFAULT_REPLY_TOKENS = 1024
 COLOR_MODES = ("entropy", "logprob", "off")
 
-# /set NAME -> (SamplerChain.with_params keyword, type)
-SAMPLER_PARAMS: dict[str, tuple[str, type]] = {
-    "temp": ("temp", float),
-    "top_k": ("top_k", int),
-    "top_p": ("top_p", float),
-    "min_p": ("min_p", float),
-    "typical_p": ("typical_p", float),
-    "top_n_sigma": ("top_n_sigma", float),
-    "repeat_penalty": ("repeat_penalty", float),
-    "frequency_penalty": ("frequency_penalty", float),
-    "presence_penalty": ("presence_penalty", float),
-    "penalty_last_n": ("penalty_last_n", int),
-    "dynatemp_range": ("dynatemp_range", float),
-    "dynatemp_exponent": ("dynatemp_exponent", float),
-}
-PARAM_ALIASES = {
-    "temperature": "temp", "typical": "typical_p", "freq_penalty": "frequency_penalty",
-    "repeat_last_n": "penalty_last_n", "presence": "presence_penalty",
-    "frequency": "frequency_penalty", "num_predict": "max_tokens", "n_predict": "max_tokens",
-}
+# /set NAME also takes every sampling flag the stages declare (``samplers.registry.find_flag``:
+# its key, request field, command-line name or an alias)
+PARAM_ALIASES = {"num_predict": "max_tokens", "n_predict": "max_tokens"}
 SESSION_PARAMS = ("sampler", "system", "seed", "max_tokens", "template")
 QUIET_ACTIONS = frozenset({"", "none", "argmax", "greedy", "sample", "default", "flow", "flowing"})
 
@@ -75,7 +59,7 @@ def _norm(name: str) -> str:
 
 
 def settable_names() -> list[str]:
-    return list(SESSION_PARAMS) + list(SAMPLER_PARAMS)
+    return list(SESSION_PARAMS) + list(flag_table())
 
 
 @dataclass
@@ -411,13 +395,10 @@ class ChatSession:
                 raise UsageError("/set template needs a built-in name or a file")
             notice = self.switch_template(value)
             return f"chat template = {self.template.name}" + (f" ({notice})" if notice else "")
-        if key in SAMPLER_PARAMS:
-            kw, kind = SAMPLER_PARAMS[key]
-            v = parse_number(value, integer=kind is int)
-            if v is None:
-                raise UsageError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-            self.chain = self.chain.with_params(**{kw: v})
-            return f"{key} = {value} → sampler {self.chain}"
+        flag = find_flag(key)
+        if flag is not None:
+            self.chain = self.chain.with_params(**{flag.key: flag.parse(value)})
+            return f"{flag.key} = {value} → sampler {self.chain}"
         if "." in key:
             return self._set_stage_param(key, value)
         close = difflib.get_close_matches(key, settable_names(), n=1)
@@ -427,28 +408,16 @@ class ChatSession:
 
     def _set_stage_param(self, key: str, value: str) -> str:
         stage_name, _, param = key.partition(".")
-        cls = STAGES.get(stage_name)
+        cls = stages().get(stage_name)
         if cls is None:
             raise UsageError(f"unknown sampler stage {stage_name!r} in {key!r}",
-                             hint="stages: " + ", ".join(sorted(STAGES)))
+                             hint="stages: " + ", ".join(sorted(stages())))
         if stage_name not in self.chain:
             raise UsageError(f"the sampler {self.chain} has no '{stage_name}' stage",
                              hint=f"add it with /set sampler, e.g. /set sampler {self.chain},{stage_name}=...")
         if not cls.accepts_param(param):
             raise InvalidSamplerSpec(f"{stage_name}: unknown parameter '{param}'", hint=cls.param_help())
-        converted = cls.convert(param, value)
-        stages = []
-        for s in self.chain.stages:
-            if s.name == stage_name:
-                values = dict(s.param_values())
-                values[param] = converted
-                s = cls.from_params(values)
-            else:
-                s = s.clone()
-            stages.append(s)
-        chain = SamplerChain(stages)
-        chain._seed = self.chain.seed
-        self.chain = chain
+        self.chain = self.chain.with_stage_params(stage_name, **{param: cls.convert(param, value)})
         return f"{key} = {value} → sampler {self.chain}"
 
     # ------------------------------------------------------------------ save / load

@@ -615,7 +615,7 @@ def measure(text: str, models: Sequence[str] = ("smollm2-135m", "gemma3-270m"),
     run each (``entropic_local.evaluate.evaluate_text``), plus the sparsity achieved.
     One engine per model; the KV cache is cleared and the statistics reset between configs."""
     import entropic_local as el
-    from entropic_local.evaluate import evaluate_text
+    from entropic_local.evaluation.scoring import evaluate_text
 
     rows = []
     for name in models:

@@ -2,45 +2,61 @@
 
 ``SamplerChain.parse("top_k=40,top_p=0.95,min_p=0.05,temp=0.8")`` (or ``parse_sampler``)
 builds a chain from a spec string (grammar and canonical form: ``samplers/spec.py``);
-``str(chain)`` prints it back. ``PRESETS`` names whole specs (``greedy``, ``llama``,
-``free_energy``, ``thermostat``, ``aes``, ``entropix``).
+``str(chain)`` prints it back. ``PRESETS`` names whole specs (``samplers/presets.py``).
+
+Where things are:
+
+* ``base.Sampler`` (the interface), ``candidates.Candidates`` (the buffers it works on);
+* ``stage.Stage`` (a declared stage), ``params`` (its parameters), ``flags`` (its llama.cpp
+  flags), ``registry`` (the stages by name, entry points included);
+* ``stages/`` (one module per stage family), ``entropix_thresholds`` (Entropix's data);
+* ``spec`` (parse/print), ``chain.SamplerChain``, ``presets``;
+* ``distribution`` (what a chain would sample from), ``processor`` (a chain as a
+  llama-cpp-python logits processor).
+
+Names are loaded on first use (this package imports nothing until asked).
 """
 
-from .base import Candidates, Fork, Sampler
-from .chain import CANONICAL_ORDER, PRESETS, SamplerChain
-from .processor import ChainLogitsProcessor
-from .spec import format_spec, parse_sampler, parse_stages
-from .stages import (
-    STAGES,
-    Dist,
-    DynTemp,
-    Greedy,
-    LogitBias,
-    MinP,
-    Param,
-    Penalties,
-    Stage,
-    Temp,
-    TopK,
-    TopNSigma,
-    TopP,
-    TypicalP,
-    register_stage,
-)
-from . import aes, entropix, thermo  # noqa: E402  (register the adaptive stages)
-from .aes import AES, Entmax
-from .entropix import Entropix
-from .thermo import FreeEnergy, Thermostat
+from __future__ import annotations
 
-PRESETS.update(thermo.PRESETS_EXTRA)
-PRESETS.update(aes.PRESETS_EXTRA)
-PRESETS.update(entropix.PRESETS_EXTRA)
+import importlib
+from typing import Any
 
-__all__ = [
-    "Candidates", "Fork", "Sampler", "SamplerChain", "parse_sampler", "parse_stages", "format_spec",
-    "PRESETS", "CANONICAL_ORDER", "ChainLogitsProcessor", "STAGES", "register_stage",
-    "Param", "Stage",
-    "Penalties", "LogitBias", "TopNSigma", "TopK", "TypicalP", "TopP", "MinP", "Temp",
-    "DynTemp", "Greedy", "Dist", "FreeEnergy", "Thermostat", "Entmax", "AES",
-    "Entropix",
-]
+_WHERE = {
+    "Candidates": ".candidates", "Fork": ".candidates",
+    "Sampler": ".base",
+    "Stage": ".stage",
+    "Param": ".params", "TextParam": ".params",
+    "Flag": ".flags",
+    "STAGES": ".registry", "register_stage": ".registry", "flag_table": ".registry",
+    "find_flag": ".registry",
+    "PRESETS": ".presets",
+    "SamplerChain": ".chain", "parse_sampler": ".chain",
+    "parse_stages": ".spec", "format_spec": ".spec",
+    "ChainLogitsProcessor": ".processor",
+    "chain_distribution": ".distribution",
+    "Penalties": ".stages.penalties", "LogitBias": ".stages.logit_bias",
+    "TopNSigma": ".stages.truncation", "TopK": ".stages.truncation",
+    "TypicalP": ".stages.truncation", "TopP": ".stages.truncation", "MinP": ".stages.truncation",
+    "Temp": ".stages.temperature", "DynTemp": ".stages.temperature",
+    "Greedy": ".stages.select", "Dist": ".stages.select",
+    "FreeEnergy": ".stages.free_energy", "Thermostat": ".stages.free_energy",
+    "Entmax": ".stages.entmax", "AES": ".stages.entmax",
+    "Entropix": ".stages.entropix",
+}
+
+__all__ = sorted(_WHERE)
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(where, __name__)
+    if name == "STAGES":
+        module.stages()  # the registry, loaded
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

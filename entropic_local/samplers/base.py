@@ -1,121 +1,35 @@
-"""The sampler interface and the candidate set every sampler works on.
+"""The sampler interface, llama.cpp's ``llama_sampler_i`` in Python.
 
-Modelled on llama.cpp's ``llama_sampler_i``: a sampler *applies* itself to the current
-candidates (filtering, transforming or selecting), *accepts* the token that was finally
-chosen (to keep history such as penalty counts), can be *reset* to its initial state
-(optionally with a new seed) and *cloned* (for per-sequence state in batched decoding).
+A sampler *applies* itself to the current candidates (filtering, transforming or
+selecting), *accepts* the token that was finally chosen (to keep history such as penalty
+counts), can be *reset* to its initial state (optionally with a new seed) and *cloned*
+(for per-sequence state in batched decoding). ``SamplerChain`` is itself a sampler.
 
-The candidate set is the first ``n`` entries of two preallocated buffers, ``ids`` (int32
-token ids) and ``logits`` (float32). Kernels compact survivors to the front in place and
-return the new ``n``; ``-inf`` is a mask, NaN is an error.
+The optional parts are declared here with their defaults, so callers never probe for them:
+``selects`` and ``stochastic`` (class flags), ``seed``, ``distribution`` (the probabilities
+the stage would draw from), ``bind`` (adapt to a model), ``sequences_needed`` (KV sequences
+the decode loop must provide) and ``info`` (what the stage decided on its last step).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
-
-class Fork(NamedTuple):
-    """A selecting stage's request to branch before committing to a token: roll each of
-    ``tokens`` out ``depth`` tokens deep on its own KV sequence and keep the one with the
-    best score (Σ logprob − ``entropy_weight`` · Σ entropy). The first token is the stage's
-    own choice, taken when the loop cannot branch. See ``entropic_local.branching``."""
-
-    tokens: tuple[int, ...]
-    depth: int
-    entropy_weight: float
-
-
-class Candidates:
-    """The live candidates of one sampling step, in reusable buffers.
-
-    Attributes:
-        ids, logits: buffers of capacity ``n_vocab``; entries ``[:n]`` are live.
-        n: number of live candidates.
-        sorted: live entries are sorted by logit, descending.
-        identity: the untouched full vocabulary (``n == n_vocab`` and ``ids[i] == i``), so
-            kernels may index by token id directly.
-        selected: index (into the live entries) of the chosen token, or -1.
-        max_logit, log_z, entropy, varentropy: statistics of the model's own distribution
-            for this step (temperature 1, full vocabulary), in nats; set by ``reset``.
-        attention: this step's attention metrics (``AttentionSummary``) when the engine
-            captures attention, else None; set by the decode loop.
-    """
-
-    __slots__ = (
-        "n_vocab", "ids", "logits", "n", "sorted", "identity", "selected",
-        "max_logit", "log_z", "entropy", "varentropy", "attention", "fork", "_arange",
-    )
-
-    def __init__(self, n_vocab: int):
-        if n_vocab < 1:
-            raise ValueError("n_vocab must be at least 1")
-        self.n_vocab = int(n_vocab)
-        self._arange = np.arange(self.n_vocab, dtype=np.int32)
-        self.ids = self._arange.copy()
-        self.logits = np.empty(self.n_vocab, dtype=np.float32)
-        self.n = 0
-        self.sorted = False
-        self.identity = False
-        self.selected = -1
-        self.max_logit = self.log_z = self.entropy = self.varentropy = float("nan")
-        # attention metrics of this step (an object with entropy, varentropy, agreement,
-        # interaction_strength in nats) when the engine captures attention; else None
-        self.attention = None
-        # a branching request from the selecting stage (``Fork``) or None; reset per step
-        self.fork = None
-
-    def reset(self, raw_logits: np.ndarray, stats: tuple | None = None) -> None:
-        """Load a fresh full-vocabulary candidate set from the model's logits.
-
-        ``stats`` is ``(max_logit, log_z, entropy, varentropy)`` of ``raw_logits`` at
-        temperature 1 when the caller already computed them (the generation loop does, in
-        one fused pass); otherwise they are computed here.
-        """
-        from ..kernels import logit_stats  # local: kernels compile lazily
-
-        if raw_logits.shape[0] != self.n_vocab:
-            raise ValueError(f"expected {self.n_vocab} logits, got {raw_logits.shape[0]}")
-        np.copyto(self.logits, raw_logits, casting="same_kind")
-        if not self.identity:
-            np.copyto(self.ids, self._arange)
-        self.n = self.n_vocab
-        self.sorted = False
-        self.identity = True
-        self.selected = -1
-        self.fork = None
-        if stats is None:
-            stats = logit_stats(self.logits, 1.0)
-        self.max_logit, self.log_z, self.entropy, self.varentropy = stats
-
-    def touch(self) -> None:
-        """Mark the set as no longer the untouched vocabulary (after any truncation)."""
-        self.identity = False
-
-    @property
-    def live_ids(self) -> np.ndarray:
-        return self.ids[: self.n]
-
-    @property
-    def live_logits(self) -> np.ndarray:
-        return self.logits[: self.n]
-
-    @property
-    def selected_token(self) -> int:
-        if self.selected < 0:
-            raise RuntimeError("no token has been selected")
-        return int(self.ids[self.selected])
+    from .candidates import Candidates
 
 
 class Sampler:
     """One stage of a sampler chain. Subclasses set ``name`` and override ``apply``."""
 
     name: ClassVar[str] = ""
+    selects: ClassVar[bool] = False      # sets ``cands.selected``: must end a chain
+    stochastic: ClassVar[bool] = False   # draws random numbers (reseeded by ``reset``)
 
-    def apply(self, cands: Candidates) -> None:  # pragma: no cover - interface
+    def apply(self, cands: "Candidates") -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
     def accept(self, token: int) -> None:
@@ -131,6 +45,34 @@ class Sampler:
         """This stage as it is written in a chain spec string."""
         raise NotImplementedError
 
+    # -- optional hooks, with their defaults ----------------------------------------------
+    @property
+    def seed(self) -> int | None:
+        """The seed of this stage's random stream (None: it draws nothing)."""
+        return None
+
+    def distribution(self, cands: "Candidates") -> "np.ndarray | None":
+        """The probabilities with which this (stochastic) stage would choose among the live
+        candidates, aligned with ``cands.ids[:cands.n]`` after the call (the stage may
+        truncate to its support); draws nothing. None (the default): softmax of the live
+        logits, what ``dist`` draws from."""
+        return None
+
+    def bind(self, model: Any) -> "Sampler":
+        """Adapt to the model about to generate (an ``entropic_local.Model`` or an
+        ``Engine``: its tokenizer, metadata); returns the stage. Default: nothing to do."""
+        return self
+
+    @property
+    def sequences_needed(self) -> int:
+        """KV sequences the context must hold for this stage (more than 1: branching)."""
+        return 1
+
+    def info(self) -> dict[str, Any] | None:
+        """What the stage decided on its last ``apply`` (for per-step records), or None."""
+        return None
+
+    # -- identity ---------------------------------------------------------------------------
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec()}>"
 
@@ -139,3 +81,8 @@ class Sampler:
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.spec()))
+
+
+def reports_info(stage: Sampler) -> bool:
+    """Whether ``stage`` overrides ``info`` (the chain asks only those, every step)."""
+    return type(stage).info is not Sampler.info

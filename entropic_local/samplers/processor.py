@@ -9,11 +9,11 @@ view). The adapter:
    last time are ``accept``-ed; when ``input_ids`` no longer extends what it saw (a new
    prompt, a rewind) the non-selecting stages are ``reset`` and all of ``input_ids`` is
    accepted. So penalties count prompt tokens too, as llama.cpp's own CLI does;
-2. runs the chain's stages up to the random selector on a candidate set loaded from
-   ``scores``. A plain selector (``dist``) is left out. A selector with a distribution of
-   its own (``entmax``, ``aes``, ``entropix``: ``distribution(cands)``) is asked for it, so
-   the draw below is from exactly that distribution (its sparse support, its α, Entropix's
-   per-step action and best-of-n law);
+2. runs the chain's stages up to the one that would draw, on a candidate set loaded from
+   ``scores`` (``samplers/distribution.py``). A plain selector (``dist``) is left out. A
+   selector with a distribution of its own (``entmax``, ``aes``, ``entropix``:
+   ``distribution(cands)``) is asked for it, so the draw below is from exactly that
+   distribution (its sparse support, its α, Entropix's per-step action and best-of-n law);
 3. returns a new ``float32`` array of length ``n_vocab``: ``-inf`` for every token the
    stages dropped, the transformed logit (after penalties, bias, temperature, ...) for the
    ones they kept, or ``log q`` of the selector's distribution q. If a stage selected a
@@ -30,22 +30,21 @@ drops ``logits_processor`` when both are given; use a ``logit_bias`` stage inste
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from .base import Candidates
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .chain import SamplerChain
+from .candidates import Candidates
+from .distribution import run_to_draw
 
 __all__ = ["ChainLogitsProcessor"]
 
 
 class ChainLogitsProcessor:
-    """``ChainLogitsProcessor(chain)(input_ids, scores) -> scores`` (see the module doc)."""
+    """``ChainLogitsProcessor(chain)(input_ids, scores) -> scores`` (see the module doc);
+    ``chain`` is a ``SamplerChain``."""
 
-    def __init__(self, chain: "SamplerChain"):
+    def __init__(self, chain: Any):
         self.chain = chain
         self._history = np.zeros(0, dtype=np.int64)
         self._cands: Candidates | None = None
@@ -54,7 +53,7 @@ class ChainLogitsProcessor:
         """Drop the record of seen input ids (the chain was reset)."""
         self._history = np.zeros(0, dtype=np.int64)
 
-    def clone_for(self, chain: "SamplerChain") -> "ChainLogitsProcessor":
+    def clone_for(self, chain: Any) -> "ChainLogitsProcessor":
         new = ChainLogitsProcessor(chain)
         new._history = self._history.copy()
         return new
@@ -66,7 +65,7 @@ class ChainLogitsProcessor:
             new = ids[h.shape[0]:]
         else:
             for s in self.chain.stages:
-                if not getattr(s, "selects", False):
+                if not s.selects:
                     s.reset()
             new = ids
         if new.shape[0]:
@@ -85,15 +84,12 @@ class ChainLogitsProcessor:
             cands = self._cands = Candidates(v)
         cands.reset(scores)
         q = None
-        for s in self.chain.stages:
-            if getattr(s, "stochastic", False):
-                dist = getattr(s, "distribution", None)
-                if dist is not None:
-                    q = dist(cands)
-                break
-            s.apply(cands)
-            if cands.selected >= 0:
-                break
+        stage = run_to_draw(self.chain.stages, cands)
+        if stage is not None:
+            if stage.stochastic:
+                q = stage.distribution(cands)   # None: the live logits as they are
+            else:
+                stage.apply(cands)              # greedy: one token
         out = np.full(v, -np.inf, dtype=np.float32)
         if cands.selected >= 0:
             i = cands.selected

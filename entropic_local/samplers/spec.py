@@ -8,12 +8,13 @@ Grammar (whitespace around items, names, ``:`` and ``=`` is ignored)::
             | name ":" param ("," param)*   penalties:repeat=1.1,freq=0.1,last_n=64
     param  := key "=" value                 continues the current stage as long as key is
                                             not itself a stage name
-    value  := int | float | inf | -inf      (float: 0.95, .5, 1e-3, 1.0E+2)
+    value  := int | float | inf | -inf      (float: 0.95, .5, 1e-3, 1.0E+2; text
+                                            percent-encoded: samplers/params.py)
 
-A whole spec may be a preset name (``PRESETS``: ``greedy``, ``llama``). Every stage name may
-appear once. A selecting stage (``greedy``, ``dist``) must be the last one; a chain that does
-not end in one gets ``dist`` appended (``SamplerChain``). ``temp`` and ``dyn_temp`` are
-alternatives: one or the other.
+A whole spec may be a preset name (``samplers/presets.py``: ``greedy``, ``llama``...). Every
+stage name may appear once. A selecting stage (``greedy``, ``dist``) must be the last one; a
+chain that does not end in one gets ``dist`` appended (``SamplerChain``). Stages of one slot
+are alternatives (``temp`` and ``dyn_temp``): one or the other.
 
 Main parameters: ``top_k=k``, ``top_p=p``, ``min_p=p``, ``typical_p=p``, ``temp=t``,
 ``top_n_sigma=n``. The other stages have no main parameter: ``penalties:repeat=..,freq=..,
@@ -44,34 +45,17 @@ mean 'top_k'? known samplers: ...)``.
 from __future__ import annotations
 
 import difflib
-import re
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import InvalidSamplerSpec
 from .base import Sampler
-from .stages import STAGES
+from .presets import PRESETS
+from .registry import stages as registered
+from .stage import Stage
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .chain import SamplerChain
-
-__all__ = ["parse_stages", "parse_sampler", "format_spec", "parse_number", "structure_error"]
-
-_INT = re.compile(r"[+-]?\d+\Z")
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
-_INF = re.compile(r"[+-]?inf(?:inity)?\Z", re.IGNORECASE)
+__all__ = ["parse_stages", "format_spec", "structure_error"]
 
 EXAMPLE = "e.g. 'llama', 'greedy' or 'top_k=40,top_p=0.95,temp=0.8'"
-
-
-def parse_number(raw: str, integer: bool) -> int | float | None:
-    """Parse one spec value: an int when ``integer``, else a float (``inf``/``-inf``
-    allowed). Returns None when ``raw`` is not such a number."""
-    raw = raw.strip()
-    if integer:
-        return int(raw) if _INT.match(raw) else None
-    if _FLOAT.match(raw) or _INF.match(raw):
-        return float(raw)
-    return None
 
 
 def format_spec(stages: Iterable[Sampler]) -> str:
@@ -83,31 +67,39 @@ def structure_error(stages: Sequence[Sampler],
                     where: Callable[[int], str] = lambda i: "") -> str | None:
     """The first structural problem of a stage list as a message, or None.
 
-    Rules: each stage name at most once; a selecting stage only at the end; not both
-    ``temp`` and ``dyn_temp``. ``where(i)`` locates stage ``i`` in the message.
+    Rules: each stage name at most once; a selecting stage only at the end; at most one
+    stage of a slot (``temp`` or ``dyn_temp``). ``where(i)`` locates stage ``i`` in the
+    message.
     """
     seen: set[str] = set()
+    slots: dict[str, str] = {}
     for i, s in enumerate(stages):
         name = s.name
         if name in seen:
             return f"duplicate stage '{name}'{where(i)} (each stage may appear once)"
         seen.add(name)
-        if getattr(s, "selects", False) and i != len(stages) - 1:
+        if s.selects and i != len(stages) - 1:
             return (f"'{name}'{where(i)} selects the token, so it must be the last stage, "
                     f"but '{stages[i + 1].name}' follows it")
-        if name in ("temp", "dyn_temp") and {"temp", "dyn_temp"} <= seen:
-            return f"'{name}'{where(i)}: 'temp' and 'dyn_temp' are alternatives, use one of them"
+        slot = slot_of(s)
+        if slot in slots:
+            other = slots[slot] if name == slot else name
+            return f"'{name}'{where(i)}: '{slot}' and '{other}' are alternatives, use one of them"
+        slots[slot] = name
     return None
 
 
-def _known() -> str:
-    from .chain import PRESETS
+def slot_of(stage: Sampler) -> str:
+    """The slot a stage fills (its ``slot``, else its name)."""
+    return stage.slot_name() if isinstance(stage, Stage) else stage.name
 
-    return f"known samplers: {', '.join(sorted(STAGES))}; presets: {', '.join(PRESETS)}"
+
+def _known() -> str:
+    return f"known samplers: {', '.join(sorted(registered()))}; presets: {', '.join(PRESETS)}"
 
 
 def _unknown(word: str, where: str, extra: str = "") -> InvalidSamplerSpec:
-    close = difflib.get_close_matches(word, list(STAGES), n=1)
+    close = difflib.get_close_matches(word, list(registered()), n=1)
     hint = (f"did you mean '{close[0]}'? " if close else "") + _known() + extra
     return InvalidSamplerSpec(f"unknown sampler '{word}'{where}", hint=hint)
 
@@ -125,12 +117,11 @@ def parse_stages(spec: str) -> list[Sampler]:
     # groups: [cls, stage position, {key: (raw value, value position)}]
     groups: list[list[Any]] = []
     names: dict[str, int] = {}
+    STAGES = registered()
 
     def open_stage(name: str, npos: int, bare: bool) -> type:
         cls = STAGES.get(name)
         if cls is None:
-            from .chain import PRESETS
-
             if bare and name in PRESETS:
                 raise InvalidSamplerSpec(
                     f"preset '{name}'{at(npos)} can only be used as the whole spec",
@@ -190,7 +181,7 @@ def parse_stages(spec: str) -> list[Sampler]:
             if key in STAGES:
                 # name=value -- a new stage and its main parameter
                 cls = open_stage(key, ipos, bare=False)
-                main = getattr(cls, "main", None)
+                main = cls.main
                 if main is None:
                     if cls.param_help().endswith("takes no parameters"):
                         raise InvalidSamplerSpec(f"{key} takes no parameters{at(ipos)}")
@@ -227,21 +218,3 @@ def parse_stages(spec: str) -> list[Sampler]:
     if err is not None:
         raise InvalidSamplerSpec(err)
     return stages
-
-
-def parse_sampler(spec: "str | SamplerChain", seed: int | None = None) -> "SamplerChain":
-    """A ``SamplerChain`` from a spec string or preset name (see the module doc).
-
-    A chain that does not end in a selecting stage gets ``dist`` appended. ``seed``, when
-    given, resets the chain with it. A ``SamplerChain`` passed in is returned as it is
-    (reset with ``seed`` when given).
-    """
-    from .chain import PRESETS, SamplerChain
-
-    if isinstance(spec, SamplerChain):
-        if seed is not None:
-            spec.reset(seed)
-        return spec
-    if isinstance(spec, str) and spec.strip() in PRESETS:
-        spec = PRESETS[spec.strip()]
-    return SamplerChain(parse_stages(spec), seed=seed)

@@ -100,48 +100,15 @@ nats, attention varentropy 0.8-1.5 nats², raw agreement 0.06-0.12, interaction 
 that means: in adaptive steps top-p saturates at 1.0 (left to top-k, min-p and best-of-n)
 and on Gemma top-k reaches its cap of 100; clarify and resample move by a few tenths of T.
 
-Thresholds: data, per model family
-----------------------------------
-``Thresholds(low_ent, med_ent, high_ent, low_vent, high_vent)`` in nats / nats². Upstream's
-defaults are in bits (low 0.1, medium 3.0, high 5.0 bits; low 0.1, high 5.0 bits²):
-``Thresholds.from_bits`` converts (× ln 2 for entropy, × (ln 2)² for varentropy), giving
-``UPSTREAM`` = 0.0693, 2.0794, 3.4657 nats; 0.0480, 2.4023 nats². Those fit neither test
-model: on real text they send ~0-1% of steps to argmax, ~50% to explore and 15-25% to the
-T ≥ 2 resample. So the defaults are per model family (GGUF ``general.architecture``), chosen
-by ``bind`` (``FAMILY_THRESHOLDS``), each derived by ``calibrate`` on ``CALIBRATION_TEXT``
-(about 330 tokens: prose, dialogue, a recipe, a Python function) with the default
-percentiles ``DEFAULT_PERCENTILES``: low_ent = 20th percentile of H, med_ent = 60th,
-high_ent = 90th, low_vent = 20th percentile of V, high_vent = 80th (rounded to 0.01)::
-
-    family   measured on (teacher-forced)        low_ent  med_ent  high_ent  low_vent  high_vent
-    llama    SmolLM2-135M-Instruct Q4_1, 333 pos    0.87     2.51      4.41      2.14       6.91
-    gemma3   Gemma-3-270M Q4_K_M, 331 pos           1.26     2.79      4.41      2.29       6.50
-    other    GENERIC: mean of the two               1.06     2.65      4.41      2.21       6.71
-    (upstream, converted, for comparison)           0.07     2.08      3.47      0.05       2.40
-
-Why these percentiles: they give each action a sensible share. Teacher-forced on that text
-(and, out of sample, over 5 prompts × 48 tokens generated with the ``llama`` preset) the
-actions split argmax / clarify / explore / resample / adaptive about
-14 / 1 / 14 / 6 / 66 % (generated: 21 / 1 / 5 / 2 / 70 %) on SmolLM2 and
-12 / 1 / 16 / 4 / 68 % (27 / 0 / 7 / 2 / 64 %) on Gemma 3: greedy where the model is sure
-(H below ~0.9-1.3 nats: the top token holds most of the mass), the hot resample only on the
-rare steps that are both flat and long-tailed, the adaptive sampler for the bulk. H and V are
-strongly correlated on LM logits (r ≈ 0.65-0.72), so "high-low" (clarify: a flat plateau of
-many near-equal tokens with no tail) is rare; it inserts at most once anyway. Generating
-with the bound ``entropix`` preset itself (4 prompts × 48 tokens): SmolLM2 58 % adaptive,
-34 % argmax, 6 % explore, 1 % clarify, 1 % resample; Gemma 3 64 / 28 / 7 / 0 / 2 %.
-
-Other families (qwen2, qwen3, phi3, ...) were not measured here: they get ``GENERIC`` (the
-two models' entropy ranges are close although their vocabularies are 49k and 262k tokens)
-and should be calibrated. The table is keyed by architecture but measured on its smallest
-member: larger models of a family are sharper. ``calibrate(model, text)`` derives thresholds
-for any model (regenerate the table: ``python -m entropic_local.samplers.entropix
-smollm2-135m gemma3-270m``); ``Thresholds.save(path)`` / ``Thresholds.load(path)`` keep them
-in a small JSON file, and ``entropix:thresholds=PATH`` loads one. Precedence: thresholds
-given as stage parameters > the file > the family (at ``bind``) > ``GENERIC``. A partial
-override must stay ordered against the defaults it is combined with; against a file that is
-checked when the stage is built, against the family defaults when they are known (an
-``InvalidSamplerSpec`` from ``bind``, or from the first step when unbound).
+Thresholds
+----------
+The five quadrant bounds are data per model family (``samplers/entropix_thresholds.py``):
+chosen by ``bind`` from ``general.architecture``, ``GENERIC`` when unbound or unknown.
+Precedence: thresholds given as stage parameters > the ``thresholds=PATH`` file > the
+family (at ``bind``) > ``GENERIC``. A partial override must stay ordered against the
+defaults it is combined with; against a file that is checked when the stage is built,
+against the family defaults when they are known (an ``InvalidSamplerSpec`` from ``bind``,
+or from the first step when unbound).
 
 Binding to a model
 ------------------
@@ -152,8 +119,7 @@ default text is chosen per tokenizer: ``" ..."`` when it is a single token, else
 when that is, else the tokens of ``" ..."`` (SmolLM2: ``" ..."`` = 4563; Gemma 3: 3729).
 ``clarify=TEXT`` sets the text, ``clarify=`` (empty) disables the insertion (the clarify
 action then only samples hot), ``clarify_id=N`` gives a token id directly. The API calls
-``bind`` before every generation (``for stage in chain: getattr(stage, "bind", None)``);
-binding again to the same model is cheap. Only plain data is kept (no reference to the
+``bind`` before every generation; binding again to the same model is cheap. Only plain data is kept (no reference to the
 model), so ``clone`` stays cheap. Unbound, the stage uses ``GENERIC`` thresholds and inserts
 nothing unless ``clarify_id`` is given.
 
@@ -178,44 +144,30 @@ choose with, without drawing (``entropic_local.evaluate`` uses it).
 Spec: ``entropix`` (all defaults), ``entropix:t=0.7,k=40,best_of=3``,
 ``entropix:high_ent=4.0,thresholds=my.json,clarify=%20Hmm``. String values are written
 percent-encoded where needed (``%`` ``,`` and white space: ``" ..."`` prints as
-``%20...``), so ``parse(str(chain)) == chain``. Preset ``entropix`` (``PRESETS_EXTRA``).
+``%20...``), so ``parse(str(chain)) == chain``. Preset ``entropix``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import urllib.parse
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from .. import kernels as _k
-from ..errors import InvalidSamplerSpec, UsageError
-from .base import Candidates, Fork
-from .stages import (
-    INF, TINY_TEMPERATURE, Dist, Param, _keep_argmax, _require_candidates, format_value,
-    register_stage,
-)
+from ... import kernels as _k
+from ...errors import InvalidSamplerSpec, UsageError
+from ..candidates import Candidates, Fork, require_candidates
+from ..entropix_thresholds import GENERIC, LN2, THRESHOLD_NAMES, Thresholds, order_error, thresholds_for
+from ..params import INF, Param, TextParam
+from .select import Dist
+from .temperature import TINY_TEMPERATURE, OwnTemperature, keep_argmax
 
-__all__ = [
-    "Entropix", "Thresholds", "calibrate", "thresholds_for", "UPSTREAM_BITS", "UPSTREAM",
-    "FAMILY_THRESHOLDS", "GENERIC", "DEFAULT_PERCENTILES", "CALIBRATION_TEXT",
-    "PRESETS_EXTRA", "ACTIONS", "QUADRANTS", "LN2",
-]
+__all__ = ["Entropix", "ACTIONS", "QUADRANTS"]
 
-LN2 = math.log(2.0)
-THRESHOLD_NAMES = ("low_ent", "med_ent", "high_ent", "low_vent", "high_vent")
 ACTIONS = ("argmax", "clarify", "explore", "resample", "adaptive")
 QUADRANTS = {"argmax": "low-low", "clarify": "high-low", "explore": "low-high",
              "resample": "high-high", "adaptive": "middle"}
-
-# Upstream's quadrant bounds, in bits (entropy) and bits² (varentropy).
-UPSTREAM_BITS: dict[str, float] = {
-    "low_ent": 0.1, "med_ent": 3.0, "high_ent": 5.0, "low_vent": 0.1, "high_vent": 5.0,
-}
 
 # Base sampler (upstream's defaults).
 BASE_T = 0.666
@@ -255,309 +207,6 @@ ADAPTIVE_MINP_U = 0.5
 ADAPTIVE_MINP_MIN, ADAPTIVE_MINP_MAX = 0.01, 0.5
 
 DEFAULT_CLARIFY_TEXTS = (" ...", "...")
-
-# The percentiles of the per-position entropy / varentropy that ``calibrate`` uses.
-DEFAULT_PERCENTILES: dict[str, float] = {
-    "low_ent": 20.0, "med_ent": 60.0, "high_ent": 90.0, "low_vent": 20.0, "high_vent": 80.0,
-}
-MIN_CALIBRATION_POSITIONS = 8
-
-CALIBRATION_TEXT = """\
-The river rises in the hills to the north of the town and flows south through a wide valley \
-of farms and small villages. In spring, melting snow fills it to the edge of its banks, and \
-the old stone bridge near the market is sometimes closed for a few days.
-
-"Will it flood again this year?" asked Anna, looking at the grey water from the window of \
-the bakery.
-"Probably not," her father said. "The snow was light, and the new wall should hold."
-
-The town council met on Tuesday to discuss the budget. Three items were on the agenda: \
-repairs to the school roof, a new bus route to the hospital, and the cost of clearing the \
-riverbank. After two hours of debate, the members agreed to fund the roof and the bus route, \
-but postponed the riverbank work until autumn.
-
-To make a simple bread, mix 500 grams of flour, 10 grams of salt, 7 grams of dried yeast and \
-350 millilitres of warm water. Knead the dough for ten minutes, leave it to rise for an hour, \
-shape it into a loaf and bake it at 220 degrees for about thirty-five minutes.
-
-def mean(values):
-    \"\"\"Return the arithmetic mean of a list of numbers.\"\"\"
-    if not values:
-        raise ValueError("empty list")
-    return sum(values) / len(values)
-
-Photosynthesis is the process by which green plants use sunlight to turn water and carbon \
-dioxide into sugar and oxygen. It takes place mainly in the leaves, inside small structures \
-called chloroplasts.
-"""
-
-_FORMAT = "entropic-local/entropix-thresholds"
-_VERSION = 1
-
-
-# ---------------------------------------------------------------------------------------
-# Thresholds
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The five quadrant bounds, entropy in nats and varentropy in nats², plus where they
-    came from. Requires ``0 ≤ low_ent ≤ med_ent ≤ high_ent`` and
-    ``0 ≤ low_vent ≤ high_vent`` (finite)."""
-
-    low_ent: float
-    med_ent: float
-    high_ent: float
-    low_vent: float
-    high_vent: float
-    source: str = ""
-    model: str | None = None
-    architecture: str | None = None
-    percentiles: dict[str, float] | None = None
-    n_positions: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in THRESHOLD_NAMES:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-                raise ValueError(f"threshold {name} must be a number, got {v!r}")
-            v = float(v)
-            if not (math.isfinite(v) and v >= 0.0):
-                raise ValueError(f"threshold {name}={v!r} must be finite and non-negative")
-            object.__setattr__(self, name, v)
-        err = order_error({n: getattr(self, n) for n in THRESHOLD_NAMES})
-        if err:
-            raise ValueError(err)
-        if self.percentiles is not None:
-            object.__setattr__(self, "percentiles",
-                               {str(k): float(v) for k, v in self.percentiles.items()})
-
-    # -- conversions -----------------------------------------------------------------------
-    @classmethod
-    def from_bits(cls, low_ent: float, med_ent: float, high_ent: float, low_vent: float,
-                  high_vent: float, **meta: Any) -> "Thresholds":
-        """From bounds in bits / bits²: entropy × ln 2, varentropy × (ln 2)²."""
-        return cls(low_ent * LN2, med_ent * LN2, high_ent * LN2,
-                   low_vent * LN2 ** 2, high_vent * LN2 ** 2, **meta)
-
-    def to_bits(self) -> dict[str, float]:
-        """The bounds in bits / bits² (display only)."""
-        return {"low_ent": self.low_ent / LN2, "med_ent": self.med_ent / LN2,
-                "high_ent": self.high_ent / LN2, "low_vent": self.low_vent / LN2 ** 2,
-                "high_vent": self.high_vent / LN2 ** 2}
-
-    def values(self) -> dict[str, float]:
-        return {n: getattr(self, n) for n in THRESHOLD_NAMES}
-
-    def replace(self, **changes: Any) -> "Thresholds":
-        d = asdict(self)
-        d.update(changes)
-        return Thresholds(**d)
-
-    # -- files -----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"format": _FORMAT, "version": _VERSION,
-                             "units": {"entropy": "nats", "varentropy": "nats^2"}}
-        d.update(self.values())
-        for key in ("source", "model", "architecture", "percentiles", "n_positions"):
-            v = getattr(self, key)
-            if v is not None and v != "":
-                d[key] = v
-        return d
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the thresholds as a small JSON file (nats)."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
-            f.write("\n")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "Thresholds":
-        """Read a file written by ``save``. Raises ``UsageError`` naming what is wrong."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except OSError as e:
-            raise UsageError(f"cannot read entropix thresholds {os.fspath(path)!r}: "
-                             f"{e.strerror or e}") from None
-        except json.JSONDecodeError as e:
-            raise UsageError(f"entropix thresholds {os.fspath(path)!r} are not JSON: {e}") from None
-        return cls.from_dict(d, where=os.fspath(path))
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str = "thresholds") -> "Thresholds":
-        if not isinstance(d, dict) or d.get("format") != _FORMAT:
-            raise UsageError(f"{where} is not an entropix thresholds file "
-                             f"(expected \"format\": \"{_FORMAT}\")")
-        if d.get("version") != _VERSION:
-            raise UsageError(f"{where}: unsupported version {d.get('version')!r} "
-                             f"(this build reads version {_VERSION})")
-        units = d.get("units", {})
-        if units and (units.get("entropy") != "nats" or units.get("varentropy") != "nats^2"):
-            raise UsageError(f"{where}: thresholds must be in nats / nats^2, got {units!r}")
-        missing = [n for n in THRESHOLD_NAMES if n not in d]
-        if missing:
-            raise UsageError(f"{where}: missing {', '.join(missing)}")
-        meta = {k: d[k] for k in ("source", "model", "architecture", "percentiles",
-                                  "n_positions") if k in d}
-        try:
-            return cls(**{n: d[n] for n in THRESHOLD_NAMES}, **meta)
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"{where}: {e}") from None
-
-
-def order_error(v: Mapping[str, float | None]) -> str | None:
-    """The first violated ordering among the given (non-None) bounds, or None."""
-    pairs = (("low_ent", "med_ent"), ("med_ent", "high_ent"), ("low_ent", "high_ent"),
-             ("low_vent", "high_vent"))
-    for a, b in pairs:
-        x, y = v.get(a), v.get(b)
-        if x is not None and y is not None and x > y:
-            return (f"entropix thresholds: {a}={format_value(float(x))} is above "
-                    f"{b}={format_value(float(y))} (need low_ent ≤ med_ent ≤ high_ent and "
-                    f"low_vent ≤ high_vent)")
-    return None
-
-
-UPSTREAM = Thresholds.from_bits(**UPSTREAM_BITS, source="upstream entropix defaults (bits)")
-
-# Derived by ``calibrate(model, CALIBRATION_TEXT)`` with DEFAULT_PERCENTILES, rounded to 0.01
-# (regenerate: ``python -m entropic_local.samplers.entropix smollm2-135m gemma3-270m``).
-FAMILY_THRESHOLDS: dict[str, Thresholds] = {
-    "llama": Thresholds(0.87, 2.51, 4.41, 2.14, 6.91, architecture="llama",
-                        source="family llama: SmolLM2-135M-Instruct Q4_1, CALIBRATION_TEXT",
-                        percentiles=DEFAULT_PERCENTILES, n_positions=333),
-    "gemma3": Thresholds(1.26, 2.79, 4.41, 2.29, 6.50, architecture="gemma3",
-                         source="family gemma3: Gemma-3-270M Q4_K_M, CALIBRATION_TEXT",
-                         percentiles=DEFAULT_PERCENTILES, n_positions=331),
-}
-
-
-def _generic() -> Thresholds:
-    fams = list(FAMILY_THRESHOLDS.values())
-    mean = {n: round(sum(getattr(t, n) for t in fams) / len(fams), 2) for n in THRESHOLD_NAMES}
-    return Thresholds(**mean, source="generic: mean of the measured families "
-                      + ", ".join(FAMILY_THRESHOLDS), percentiles=DEFAULT_PERCENTILES)
-
-
-GENERIC = _generic()
-
-
-def thresholds_for(architecture: str | None) -> Thresholds:
-    """The default thresholds of a GGUF ``general.architecture`` (``GENERIC`` if unknown)."""
-    if architecture is not None and architecture in FAMILY_THRESHOLDS:
-        return FAMILY_THRESHOLDS[architecture]
-    return GENERIC
-
-
-# ---------------------------------------------------------------------------------------
-# calibration
-
-
-def calibrate(model: Any, text: str = CALIBRATION_TEXT,
-              percentiles: Mapping[str, float] | None = None, *,
-              max_tokens: int | None = None) -> Thresholds:
-    """Thresholds from the percentiles of the model's own entropy / varentropy over a text.
-
-    ``model`` is an ``entropic_local.Model`` or an ``Engine``. The text is tokenised with the
-    model's special tokens (BOS) and fed one token at a time (teacher forcing: the model
-    sees the text, not its own choices, so no sampler is involved); at each position the
-    full-vocabulary distribution at T = 1 gives H (nats) and V (nats²) through
-    ``kernels.logit_stats``. Position t predicts token t+1, so a text of N tokens gives
-    N − 1 positions (at most ``max_tokens`` and the context allows; at least 8 needed).
-    ``percentiles`` maps threshold names to percentiles in [0, 100] (missing names take
-    ``DEFAULT_PERCENTILES``); they must be ordered as the thresholds are, which makes the
-    result monotone (``low_ent ≤ med_ent ≤ high_ent``, ``low_vent ≤ high_vent``). The KV
-    cache is left holding the text.
-    """
-    pct = dict(DEFAULT_PERCENTILES)
-    if percentiles is not None:
-        unknown = set(percentiles) - set(THRESHOLD_NAMES)
-        if unknown:
-            raise UsageError(f"calibrate: unknown percentile names {sorted(unknown)} "
-                             f"(known: {', '.join(THRESHOLD_NAMES)})")
-        pct.update({k: float(v) for k, v in percentiles.items()})
-    for k, v in pct.items():
-        if not 0.0 <= v <= 100.0:
-            raise UsageError(f"calibrate: percentile {k}={v} is outside [0, 100]")
-    err = order_error(pct)
-    if err:
-        raise UsageError("calibrate: percentiles out of order: " + err.split(": ", 1)[1])
-    if not isinstance(text, str) or not text.strip():
-        raise UsageError("calibrate: empty text")
-    engine = getattr(model, "engine", model)
-    lock = getattr(model, "_lock", None)
-    if lock is not None:
-        lock.acquire()
-    try:
-        tokens = list(engine.tokenize(text, add_special=True, parse_special=False))
-        n = len(tokens) - 1
-        if max_tokens is not None:
-            n = min(n, int(max_tokens))
-        n = min(n, engine.n_ctx - 1)
-        if n < MIN_CALIBRATION_POSITIONS:
-            raise UsageError(f"calibrate: the text gives {max(n, 0)} positions, at least "
-                             f"{MIN_CALIBRATION_POSITIONS} are needed", hint="give a longer text")
-        ent = np.empty(n, dtype=np.float64)
-        vent = np.empty(n, dtype=np.float64)
-        for i in range(n):
-            if i == 0:
-                engine.eval_prompt(tokens[:1])
-            else:
-                engine.eval_token(tokens[i])
-            _, _, h, v = _k.logit_stats(engine.logits(), 1.0)
-            ent[i], vent[i] = h, v
-    finally:
-        if lock is not None:
-            lock.release()
-    vals = {}
-    for name in THRESHOLD_NAMES:
-        x = ent if name.endswith("_ent") else vent
-        vals[name] = max(0.0, float(np.percentile(x, pct[name])))
-    arch = engine.meta("general.architecture") if hasattr(engine, "meta") else None
-    name = getattr(model, "name", None) or getattr(getattr(engine, "path", None), "stem", None)
-    return Thresholds(**vals, source="calibrated", model=name, architecture=arch,
-                      percentiles=pct, n_positions=n)
-
-
-# ---------------------------------------------------------------------------------------
-# spec strings with text values
-
-_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%,")
-
-
-def quote_text(s: str) -> str:
-    """A text parameter as written in a spec: ``%``, ``,``, white space, control and
-    non-ASCII characters percent-encoded (UTF-8)."""
-    return urllib.parse.quote(s, safe=_SAFE)
-
-
-def unquote_text(s: str) -> str:
-    return urllib.parse.unquote(s, errors="strict")
-
-
-class _TextParam(Param):
-    """A string parameter (``default`` None = not given)."""
-
-    def __init__(self, name: str, allow_empty: bool = True):
-        super().__init__(name, str, None)
-        self.allow_empty = allow_empty
-
-    @property
-    def range_text(self) -> str:  # pragma: no cover - not a number
-        return "text"
-
-    def check(self, stage: str, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise InvalidSamplerSpec(f"{stage}: {self.name} must be a string, got {value!r}")
-        if not value and not self.allow_empty:
-            raise InvalidSamplerSpec(f"{stage}: {self.name} must not be empty")
-        return value
-
-
-def _opt(name: str, kind: type = float, lo: float = 0.0) -> Param:
-    """A numeric parameter that may be left unset (``default`` None)."""
-    return Param(name, kind, None, lo, INF)
 
 
 # ---------------------------------------------------------------------------------------
@@ -644,7 +293,12 @@ class _Attn:
 # the stage
 
 
-class Entropix(Dist):
+def _optional(name: str, kind: type = float, lo: float = 0.0) -> Param:
+    """A numeric parameter that may be left unset (``default`` None)."""
+    return Param(name, kind, None, lo, INF)
+
+
+class Entropix(OwnTemperature, Dist):
     """The Entropix sampler (module doc): classify the step into a quadrant from the model's
     entropy / varentropy and act (argmax, clarify, explore, resample, adaptive best-of-n).
 
@@ -659,15 +313,15 @@ class Entropix(Dist):
     stochastic = True
     main = None
     params = (
-        _opt("low_ent"), _opt("med_ent"), _opt("high_ent"), _opt("low_vent"), _opt("high_vent"),
+        _optional("low_ent"), _optional("med_ent"), _optional("high_ent"), _optional("low_vent"), _optional("high_vent"),
         Param("t", float, BASE_T, 0.0, INF, lo_open=True),
         Param("k", int, BASE_K, 1),
         Param("p", float, BASE_P, 0.0, 1.0, lo_open=True),
         Param("minp", float, BASE_MINP, 0.0, 1.0, hi_open=True),
         Param("best_of", int, BEST_OF, 1, 64),
-        _TextParam("clarify"),
-        _opt("clarify_id", int),
-        _TextParam("thresholds", allow_empty=False),
+        TextParam("clarify"),
+        _optional("clarify_id", int),
+        TextParam("thresholds", allow_empty=False),
         Param("fork", int, 0, 0, 16),
         Param("fork_depth", int, FORK_DEPTH, 1, 64),
         Param("fork_entropy", float, FORK_ENTROPY, 0.0, INF),
@@ -709,35 +363,6 @@ class Entropix(Dist):
         self._resolve()
         self._clarify_pos = 0
         self._last: dict[str, Any] = {}
-
-    def _set(self, **values: Any) -> None:
-        for prm in self.params:
-            v = values[prm.name]
-            # None means "not given" only for the optional ones (default None)
-            unset = v is None and prm.default is None
-            setattr(self, prm.name, None if unset else prm.check(self.name, v))
-
-    # -- spec ------------------------------------------------------------------------------
-    @classmethod
-    def convert(cls, key: str, raw: str) -> Any:
-        prm = cls.param(key)
-        if isinstance(prm, _TextParam):
-            try:
-                text = unquote_text(raw)
-            except UnicodeDecodeError:
-                raise InvalidSamplerSpec(
-                    f"entropix: {key}: bad percent-encoding in '{raw}'") from None
-            return prm.check(cls.name, text)
-        return super().convert(key, raw)
-
-    def spec(self) -> str:
-        shown = []
-        for prm in self.params:
-            v = getattr(self, prm.name)
-            if v is None or v == prm.default:
-                continue
-            shown.append(f"{prm.name}={quote_text(v) if isinstance(v, str) else format_value(v)}")
-        return self.name + (":" + ",".join(shown) if shown else "")
 
     # -- thresholds ------------------------------------------------------------------------
     def _resolve(self) -> None:
@@ -901,7 +526,7 @@ class Entropix(Dist):
         cands.sorted = True
         cands.touch()
         if t < TINY_TEMPERATURE:  # pragma: no cover - T is always ≥ 0.8 t > 0 here
-            _keep_argmax(cands)
+            keep_argmax(cands)
             return
         if t != 1.0:
             _k.scale_temperature(cands.logits, cands.n, t)
@@ -927,7 +552,7 @@ class Entropix(Dist):
     # -- the Sampler interface -------------------------------------------------------------
     def apply(self, cands: Candidates) -> None:
         us = self._rng.random(self.best_of)
-        _require_candidates(self.name, cands)
+        require_candidates(self.name, cands)
         action, rec, how = self._decide(cands)
         self._last = rec
         if how[0] == "force":
@@ -936,7 +561,7 @@ class Entropix(Dist):
             self._clarify_pos += 1
             return
         if how[0] == "argmax":
-            _keep_argmax(cands, self.name)
+            keep_argmax(cands, self.name)
             cands.selected = 0
             return
         _, t, k, p, mp, draws = how
@@ -952,7 +577,7 @@ class Entropix(Dist):
         cands.selected = best
         if action == "explore" and self.fork > 1 and n > 1:
             # Forking paths: propose the sampled token and the most probable others; the
-            # decode loop rolls each out on its own KV sequence and picks (branching.py).
+            # decode loop rolls each out on its own KV sequence and picks.
             others = [int(cands.ids[j]) for j in range(min(n, self.fork + 1)) if j != best]
             cands.fork = Fork(tokens=(int(cands.ids[best]), *others[: self.fork - 1]),
                               depth=self.fork_depth, entropy_weight=self.fork_entropy)
@@ -966,7 +591,7 @@ class Entropix(Dist):
         """The probabilities with which ``apply`` would choose among the candidates it keeps
         (``cands`` is truncated to them; float64, Σ = 1, aligned with ``cands.ids[:n]``).
         Draws nothing; an inserted clarify token counts as made (one-hot on it)."""
-        _require_candidates(self.name, cands)
+        require_candidates(self.name, cands)
         action, rec, how = self._decide(cands)
         self._last = rec
         if how[0] == "force":
@@ -976,7 +601,7 @@ class Entropix(Dist):
             self._clarify_pos += 1
             return np.ones(1)
         if how[0] == "argmax":
-            _keep_argmax(cands, self.name)
+            keep_argmax(cands, self.name)
             return np.ones(1)
         _, t, k, p, mp, draws = how
         self._truncate(cands, t, k, p, mp)
@@ -994,30 +619,3 @@ class Entropix(Dist):
 
     def info(self) -> dict[str, Any]:
         return dict(self._last)
-
-
-register_stage(Entropix)
-
-PRESETS_EXTRA: dict[str, str] = {
-    "entropix": "entropix",
-}
-
-
-def _main(argv: list[str] | None = None) -> int:  # pragma: no cover - a maintenance tool
-    """Print calibrated thresholds for the given models (default: the two test models)."""
-    import sys
-
-    import entropic_local as el
-
-    names = (argv if argv is not None else sys.argv[1:]) or ["smollm2-135m", "gemma3-270m"]
-    for name in names:
-        m = el.load(name, n_ctx=2048)
-        th = calibrate(m, CALIBRATION_TEXT)
-        vals = ", ".join(f"{n}={getattr(th, n):.2f}" for n in THRESHOLD_NAMES)
-        print(f"{name} ({th.architecture}, {th.n_positions} positions): {vals}")
-        m.close()
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(_main())

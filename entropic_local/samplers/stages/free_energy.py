@@ -51,7 +51,7 @@ Per step (``info()``, into ``Step.info`` through ``SamplerChain.step_info()``):
 * ``kept_entropy``: ``H_S(T)``, the entropy (nats) of the kept distribution (what the
   thermostat aims at ``target``).
 
-Presets (``PRESETS_EXTRA``, to be merged into ``SamplerChain`` presets):
+Presets (``samplers/presets.py``):
 
 * ``free_energy``: ``free_energy:t=0.8`` = window ``w = 3`` (min-p ≈ 0.05 at T = 1, as
   llama's preset) sampled at T = 0.8: llama's min-p and temperature, without its top-k and
@@ -73,14 +73,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import kernels as _k
-from ..errors import InvalidSamplerSpec
-from .base import Candidates
-from .stages import (
-    INF, TINY_TEMPERATURE, Param, Stage, _require_candidates, _scale, format_value, register_stage,
-)
+from ... import kernels as _k
+from ...errors import InvalidSamplerSpec
+from ..candidates import Candidates, require_candidates
+from ..params import INF, Param, format_value
+from ..stage import Stage
+from .temperature import TINY_TEMPERATURE, OwnTemperature, scale_logits
 
-__all__ = ["FreeEnergy", "Thermostat", "MODES", "PRESETS_EXTRA", "solve_temperature"]
+__all__ = ["FreeEnergy", "Thermostat", "MODES", "MODE_PARAMS", "solve_temperature"]
 
 MODES = ("window", "budget", "thermostat")
 
@@ -93,21 +93,15 @@ ITERS_DEFAULT = 4
 TOLERANCE = 1e-3         # nats: the thermostat stops early within this of the target
 
 
-def _closed_above(p: Param) -> Param:
-    """Allow +inf for a parameter whose range is [lo, inf]."""
-    p.hi_open = False
-    return p
-
-
-_P_W = _closed_above(Param("w", float, W_DEFAULT, 0.0, INF))
-_P_EPS = _closed_above(Param("eps", float, EPS_DEFAULT, 0.0, INF))
+_P_W = Param("w", float, W_DEFAULT, 0.0, INF, hi_open=False)   # inf: keep everything
+_P_EPS = Param("eps", float, EPS_DEFAULT, 0.0, INF, hi_open=False)
 _P_T = Param("t", float, 1.0, 0.0, INF, lo_open=True)
 _P_TARGET = Param("target", float, TARGET_DEFAULT, 0.0, INF)
 _P_T_MIN = Param("t_min", float, T_MIN_DEFAULT, 0.0, INF, lo_open=True)
 _P_T_MAX = Param("t_max", float, T_MAX_DEFAULT, 0.0, INF, lo_open=True)
 _P_ITERS = Param("iters", int, ITERS_DEFAULT, 1, 64)
 
-_MODE_PARAMS = {
+MODE_PARAMS = {
     "window": ("w", "t"),
     "budget": ("eps", "t"),
     "thermostat": ("target", "w", "t", "t_min", "t_max", "iters"),
@@ -183,7 +177,7 @@ def solve_temperature(logits, n: int, target: float, t0: float, t_min: float, t_
     return math.exp(x), k
 
 
-class FreeEnergy(Stage):
+class FreeEnergy(OwnTemperature, Stage):
     """Free-energy truncation and temperature (see the module doc): ``mode=window`` (energy
     window ``w``, ≡ min-p), ``mode=budget`` (free-energy budget ``eps``, ≡ top-p) or
     ``mode=thermostat`` (window ``w``, then T such that the kept entropy is ``target``).
@@ -195,6 +189,7 @@ class FreeEnergy(Stage):
 
     name = "free_energy"
     params = (_P_W, _P_EPS, _P_T, _P_TARGET, _P_T_MIN, _P_T_MAX, _P_ITERS)
+    order = 7
     fixed_mode: ClassVar[str | None] = None
 
     def __init__(self, mode: str = "window", w: float = W_DEFAULT, eps: float = EPS_DEFAULT,
@@ -209,7 +204,7 @@ class FreeEnergy(Stage):
             if not hasattr(self, p.name):
                 setattr(self, p.name, p.default)
         for p in self.params:
-            if p.name not in _MODE_PARAMS[self.mode] and getattr(self, p.name) != p.default:
+            if p.name not in MODE_PARAMS[self.mode] and getattr(self, p.name) != p.default:
                 raise InvalidSamplerSpec(self._not_for_mode(p.name))
         if self.mode == "thermostat" and self.t_min > self.t_max:
             raise InvalidSamplerSpec(
@@ -227,7 +222,7 @@ class FreeEnergy(Stage):
 
     def _not_for_mode(self, key: str) -> str:
         return (f"{self.name}: parameter '{key}' does not apply to mode={self.mode} "
-                f"(it takes {', '.join(_MODE_PARAMS[self.mode])})")
+                f"(it takes {', '.join(MODE_PARAMS[self.mode])})")
 
     @classmethod
     def accepts_param(cls, key: str) -> bool:
@@ -239,7 +234,7 @@ class FreeEnergy(Stage):
             return (f"{cls.name} takes mode (window, budget, thermostat), "
                     + ", ".join(p.name for p in cls.params)
                     + "; window: w, t; budget: eps, t; thermostat: "
-                    + ", ".join(_MODE_PARAMS["thermostat"]))
+                    + ", ".join(MODE_PARAMS["thermostat"]))
         return f"{cls.name} takes " + ", ".join(p.name for p in cls.params)
 
     @classmethod
@@ -252,16 +247,22 @@ class FreeEnergy(Stage):
     def from_params(cls, values: dict[str, Any]) -> "FreeEnergy":
         mode = cls.fixed_mode or values.get("mode", "window")
         for key in values:
-            if key != "mode" and key not in _MODE_PARAMS[mode]:
+            if key != "mode" and key not in MODE_PARAMS[mode]:
                 raise InvalidSamplerSpec(
                     f"{cls.name}: parameter '{key}' does not apply to mode={mode} "
-                    f"(it takes {', '.join(_MODE_PARAMS[mode])})")
+                    f"(it takes {', '.join(MODE_PARAMS[mode])})")
         return cls(**values)
 
     def param_values(self) -> dict[str, Any]:
         d: dict[str, Any] = {} if self.fixed_mode else {"mode": self.mode}
-        d.update({p.name: getattr(self, p.name) for p in self.params})
+        d.update({p.name: getattr(self, p.name) for p in self.params
+                  if p.name in MODE_PARAMS[self.mode]})
         return d
+
+    def take_flags(self, values: dict[str, Any]) -> Stage:
+        if self.mode == "thermostat":  # T is chosen per step: a fixed one would undo target
+            raise self.refuse(self, values["temp"])
+        return super().take_flags(values)
 
     def spec(self) -> str:
         shown: list[tuple[str, Any]] = []
@@ -289,11 +290,11 @@ class FreeEnergy(Stage):
             cands.touch()
 
     def apply(self, cands: Candidates) -> None:
-        _require_candidates(self.name, cands)
+        require_candidates(self.name, cands)
         evals = 0
         if self.mode == "budget":
             t = self.t
-            _scale(cands, t)
+            scale_logits(cands, t)
             p = math.exp(-self.eps / t)         # P_T(S) ≥ p  ⟺  F_S - F ≤ eps
             if p < 1.0:
                 cands.n = _k.top_p(cands.ids, cands.logits, cands.n, p, 1, cands.sorted)
@@ -308,7 +309,7 @@ class FreeEnergy(Stage):
             else:
                 t = self.t
             _, log_z, h, _ = _k.logit_stats(cands.logits[: cands.n], max(t, TINY_TEMPERATURE))
-            _scale(cands, t)
+            scale_logits(cands, t)
         self._last = {
             "free_energy": -t * float(log_z),
             "temperature": t,
@@ -339,12 +340,3 @@ class Thermostat(FreeEnergy):
                  iters: int = ITERS_DEFAULT):
         super().__init__(mode="thermostat", w=w, t=t, target=target, t_min=t_min,
                          t_max=t_max, iters=iters)
-
-
-register_stage(FreeEnergy)
-register_stage(Thermostat)
-
-PRESETS_EXTRA: dict[str, str] = {
-    "free_energy": "free_energy:t=0.8",
-    "thermostat": "thermostat",
-}

@@ -94,16 +94,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels as _k
-from ..errors import InvalidSamplerSpec
-from ..kernels import entmax_candidates
-from .base import Candidates
-from .stages import (
-    INF, TINY_TEMPERATURE, Dist, Param, _require_candidates, _scale, format_value, register_stage,
-)
+from ... import kernels as _k
+from ...errors import InvalidSamplerSpec
+from ..candidates import Candidates, require_candidates
+from ..params import INF, Param, format_value
+from .select import Dist
+from .temperature import TINY_TEMPERATURE, OwnTemperature, scale_logits
 
-__all__ = ["Entmax", "AES", "aes_alpha", "effective_alpha", "ALPHA_SNAP", "PRESETS_EXTRA",
-           "sample_probs"]
+__all__ = ["Entmax", "AES", "aes_alpha", "effective_alpha", "ALPHA_SNAP", "sample_probs"]
 
 ALPHA_SNAP = 1.1    # D(S, V) < ALPHA_SNAP is used as α = 1 (softmax)
 
@@ -142,7 +140,7 @@ def sample_probs(probs: np.ndarray, u: float) -> int:
     return min(i, probs.shape[0] - 1)
 
 
-class Entmax(Dist):
+class Entmax(OwnTemperature, Dist):
     """Select by sampling ``entmax_α(z/T)`` over the live candidates (see the module doc).
 
     ``Entmax(alpha=1.5, t=1.0, seed=None)``; seeding as ``Dist``.
@@ -178,13 +176,13 @@ class Entmax(Dist):
         """Truncate ``cands`` to the support of ``entmax_α(z/T)`` (relative order kept) and
         return its probabilities (a float64 view of length ``cands.n``, Σ = 1, all > 0).
         Records ``alpha`` and ``support``. Draws nothing."""
-        _require_candidates(self.name, cands)
+        require_candidates(self.name, cands)
         return self._entmax(cands, self.alpha_for(cands))
 
     def _entmax(self, cands: Candidates, alpha: float) -> np.ndarray:
         probs = self._buffer(max(cands.n, cands.n_vocab))
         t = max(self.t, TINY_TEMPERATURE)  # below it: the greedy limit (and 1/t may overflow)
-        k = int(entmax_candidates(cands.ids, cands.logits, cands.n, alpha, t, probs))
+        k = int(_k.entmax_candidates(cands.ids, cands.logits, cands.n, alpha, t, probs))
         if k != cands.n:
             cands.n = k
             cands.touch()
@@ -194,11 +192,11 @@ class Entmax(Dist):
 
     def apply(self, cands: Candidates) -> None:
         u = self._rng.random()
-        _require_candidates(self.name, cands)
+        require_candidates(self.name, cands)
         alpha = self.alpha_for(cands)
         if alpha == 1.0:
             # softmax: sample straight from the logits (one pass; no probability vector)
-            _scale(cands, self.t)
+            scale_logits(cands, self.t)
             live = cands.logits[: cands.n]
             self.last_alpha = 1.0
             self.last_support = int(cands.n - np.count_nonzero(live == -np.inf))
@@ -241,11 +239,3 @@ class AES(Entmax):
 
     def alpha_for(self, cands: Candidates) -> float:
         return effective_alpha(self.raw_alpha(cands.entropy, cands.varentropy))
-
-
-register_stage(Entmax)
-register_stage(AES)
-
-PRESETS_EXTRA: dict[str, str] = {
-    "aes": "aes",
-}
