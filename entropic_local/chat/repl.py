@@ -346,7 +346,7 @@ class Chat:
         p.dim(stats.line())
         if stats.finish == "context":
             p.notice("the context is full: the reply was cut; older turns will be dropped next time")
-        elif stats.finish == "length":
+        elif stats.finish == "length" and (p.interactive or p.verbose):  # piped: output only
             p.notice(f"the reply reached max_tokens ({s.max_tokens}) and was cut: "
                      "/set max_tokens N (or none) to change it")
         if terminated is not None:
