@@ -24,7 +24,7 @@ from .decode.sequence import Generation, Step
 from .decode.single import DecodeLoop
 from .engine import Engine, set_verbose
 from .errors import EntropicError, UsageError
-from .registry import check_gguf_header, resolve_model
+from .registry import check_gguf_header, model_label, resolve_model
 from .samplers.candidates import Candidates
 from .samplers.chain import SamplerChain
 
@@ -74,7 +74,7 @@ def load(
         attention_scores=attention is not None,
         attention_entmax=attention_entmax,
     )
-    return Model(engine, name=str(model) if model is not None else None, seed=seed)
+    return Model(engine, name=model_label(model, path), seed=seed)
 
 
 def _as_chain(sampler: str | SamplerChain | None) -> SamplerChain:

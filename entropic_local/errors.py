@@ -90,6 +90,12 @@ class UnsafeTemplateError(ChatTemplateError):
     """A template that reaches for Python internals or files: blocked, never run."""
 
 
+class EntropicWarning(UserWarning):
+    """Something works but not as asked or not as well as it could (a context rounded up by
+    llama.cpp, a context past the model's training length). The CLI prints each as one
+    ``entropic-local: warning: ...`` line; library users see Python warnings."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised by the command line's signal handler. Handled like Ctrl-C (stop the
     reply, keep and write what was made) but the process then exits with 143 (128 + 15)."""

@@ -32,7 +32,8 @@ from typing import Any
 
 from .errors import EntropicError, UsageError
 
-__all__ = ["read_trace", "plot_trace", "load_thresholds", "output_path", "FORMATS", "MATPLOTLIB_MISSING"]
+__all__ = ["read_trace", "plot_trace", "draw_trace", "share_text", "load_thresholds", "output_path",
+           "FORMATS", "MATPLOTLIB_MISSING"]
 
 FORMATS = (".png", ".svg", ".pdf")
 MATPLOTLIB_MISSING = "matplotlib is not installed: pip install 'entropic-local[plot]'"
@@ -98,6 +99,17 @@ def read_trace(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise UsageError(f"trace {name} is empty (no steps)",
                          hint="write one with 'entropic-local generate --trace FILE ...'")
     return steps
+
+
+def share_text(count: int, total: int) -> str:
+    """``count`` of ``total`` as a whole percentage that never reads 0% for something that
+    happened or 100% for something that did not always happen (``<1%``, ``>99%``)."""
+    pct = 100.0 * count / total if total else 0.0
+    if 0 < pct < 1:
+        return "<1%"
+    if 99 < pct < 100:
+        return ">99%"
+    return f"{pct:.0f}%"
 
 
 def load_thresholds(spec: str):
@@ -175,7 +187,20 @@ def plot_trace(steps: list[dict[str, Any]], out: str | os.PathLike, *, bits: boo
         raise UsageError(f"cannot write {out}: unsupported format '{out.suffix or '(none)'}'",
                          hint="use a .png, .svg or .pdf file name")
     plt = _import_pyplot()
-    from matplotlib.lines import Line2D
+    fig = draw_trace(steps, bits=bits, thresholds=thresholds, title=title)
+    try:
+        fig.savefig(out, format=fmt[1:])
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
+def draw_trace(steps: list[dict[str, Any]], *, bits: bool = False, thresholds: Any = None,
+               title: str | None = None):
+    """The matplotlib figure ``plot_trace`` saves (the caller closes it)."""
+    plt = _import_pyplot()
     from matplotlib.patches import Patch
 
     h_scale, v_scale = (LN2, LN2 ** 2) if bits else (1.0, 1.0)
@@ -207,7 +232,7 @@ def plot_trace(steps: list[dict[str, Any]], out: str | os.PathLike, *, bits: boo
     def series_panel(ax, h, v, label):
         for a, x0, x1 in bands:
             ax.axvspan(x0, x1, color=colors[a], alpha=0.13, lw=0)
-        ax.plot(xs, h, color="black", lw=1.2, label=f"{label}entropy ({h_unit})")
+        h_line, = ax.plot(xs, h, color="black", lw=1.2, label=f"{label}entropy ({h_unit})")
         if has_actions:
             for a, c in colors.items():
                 pts = [(x, y) for x, y, aa in zip(xs, h, actions) if aa == a]
@@ -216,12 +241,12 @@ def plot_trace(steps: list[dict[str, Any]], out: str | os.PathLike, *, bits: boo
         ax.set_ylabel(f"entropy ({h_unit})")
         ax.set_ylim(bottom=0)
         tw = ax.twinx()
-        tw.plot(xs, v, color="#17becf", lw=1.0, ls="--", label=f"{label}varentropy ({v_unit})")
+        v_line, = tw.plot(xs, v, color="#17becf", lw=1.0, ls="--", label=f"{label}varentropy ({v_unit})")
         tw.set_ylabel(f"varentropy ({v_unit})", color="#138a9b")
         tw.set_ylim(bottom=0)
-        lines = [Line2D([], [], color="black", lw=1.2), Line2D([], [], color="#17becf", ls="--")]
-        ax.legend(lines, [f"{label}entropy", f"{label}varentropy"], loc="upper left",
-                  fontsize=8, framealpha=0.8)
+        # the drawn lines themselves, so each legend entry shows exactly its line's style
+        ax.legend([h_line, v_line], [f"{label}entropy", f"{label}varentropy"], loc="upper left",
+                  fontsize=8, framealpha=0.8, handlelength=3.0)
 
     series_panel(axes[0], ent, vent, "logit ")
     axes[0].set_title("logit distribution (full vocabulary, T = 1)", fontsize=10, loc="left")
@@ -263,27 +288,39 @@ def plot_trace(steps: list[dict[str, Any]], out: str | os.PathLike, *, bits: boo
         sc = scatter_ax.scatter(ent, vent, s=18, c=xs, cmap="viridis", alpha=0.85,
                                 edgecolors="none")
         fig.colorbar(sc, ax=scatter_ax, label="token index", fraction=0.05, pad=0.02)
-    if thresholds is not None:
-        for k in ("low_ent", "med_ent", "high_ent"):
-            x = getattr(thresholds, k) / h_scale
-            scatter_ax.axvline(x, color="#555555", lw=0.8, ls=":")
-            scatter_ax.annotate(k, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-                                rotation=90, ha="right", va="top", color="#555555")
-        for k in ("low_vent", "high_vent"):
-            y = getattr(thresholds, k) / v_scale
-            scatter_ax.axhline(y, color="#555555", lw=0.8, ls=":")
-            scatter_ax.annotate(k, (1.0, y), xycoords=("axes fraction", "data"), fontsize=7,
-                                ha="right", va="bottom", color="#555555")
     scatter_ax.set_xlabel(f"entropy ({h_unit})")
     scatter_ax.set_ylabel(f"varentropy ({v_unit})")
     scatter_ax.set_xlim(left=0)
     scatter_ax.set_ylim(bottom=0)
     scatter_ax.set_title("quadrants: entropy vs varentropy", fontsize=10, loc="left")
+    if thresholds is not None:
+        # every threshold line inside the axes, even beyond the data
+        xs_th = [getattr(thresholds, k) / h_scale for k in ("low_ent", "med_ent", "high_ent")]
+        ys_th = [getattr(thresholds, k) / v_scale for k in ("low_vent", "high_vent")]
+        scatter_ax.set_xlim(0, max(scatter_ax.get_xlim()[1], 1.08 * max(xs_th)))
+        scatter_ax.set_ylim(0, max(scatter_ax.get_ylim()[1], 1.08 * max(ys_th)))
+        box = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}
+        for i, (k, name) in enumerate((("low_ent", "low H"), ("med_ent", "medium H"),
+                                       ("high_ent", "high H"))):
+            x = getattr(thresholds, k) / h_scale
+            scatter_ax.axvline(x, color="#555555", lw=0.8, ls=":")
+            lo, hi = scatter_ax.get_xlim()
+            right = hi > lo and (x - lo) / (hi - lo) > 0.7  # near the right edge: label to the left
+            # horizontal, inside the axes, staggered so that close lines stay readable
+            scatter_ax.annotate(f"{name} {x:.2g}", (x, 0.98 - 0.06 * i), xycoords=("data", "axes fraction"),
+                                xytext=(-3 if right else 3, 0), textcoords="offset points", fontsize=8,
+                                ha="right" if right else "left", va="top", color="#333333", bbox=box)
+        for k, name in (("low_vent", "low V"), ("high_vent", "high V")):
+            y = getattr(thresholds, k) / v_scale
+            scatter_ax.axhline(y, color="#555555", lw=0.8, ls=":")
+            scatter_ax.annotate(f"{name} {y:.2g}", (0.98, y), xycoords=("axes fraction", "data"),
+                                xytext=(0, 2), textcoords="offset points", fontsize=8, ha="right",
+                                va="bottom", color="#333333", bbox=box)
 
     if has_actions:
         n = len(actions)
         handles = [Patch(color="none", label="action:")]
-        handles += [Patch(color=c, label=f"{a} ({100 * actions.count(a) / n:.0f}%)")
+        handles += [Patch(color=c, label=f"{a} ({share_text(actions.count(a), n)})")
                     for a, c in colors.items()]
         fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=9,
                    frameon=False, bbox_to_anchor=(0.98, 1.0), handlelength=1.2,
@@ -294,10 +331,4 @@ def plot_trace(steps: list[dict[str, Any]], out: str | os.PathLike, *, bits: boo
                  f"{sum(mean_h) / max(1, len(mean_h)):.2f} {h_unit}",
                  x=0.02, ha="left", fontsize=11)
     fig.subplots_adjust(left=0.06, right=0.97 if has_actions else 0.93, top=1 - 0.75 / (3.2 * rows + 1.4), bottom=0.08)
-    try:
-        fig.savefig(out, format=fmt[1:])
-    except OSError as e:
-        raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        plt.close(fig)
-    return out
+    return fig

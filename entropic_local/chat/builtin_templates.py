@@ -81,10 +81,11 @@ _MISTRAL = (
 
 # The fallback for models without a chat template (base models): a plain transcript,
 # which any language model can continue. The reply ends where the model starts a new
-# "User:" or "Assistant:" line.
+# "User:", "Assistant:" or "System:" line (a system prompt without a label was echoed as
+# the start of a new transcript).
 _PLAIN = (
     "{%- for message in messages -%}"
-    "{%- if message['role'] == 'system' -%}{{ message['content'] | trim }}{{ '\n\n' }}"
+    "{%- if message['role'] == 'system' -%}{{ 'System: ' + (message['content'] | trim) + '\n\n' }}"
     "{%- elif message['role'] == 'user' -%}{{ 'User: ' + (message['content'] | trim) + '\n' }}"
     "{%- else -%}{{ 'Assistant: ' + (message['content'] | trim) + '\n\n' }}"
     "{%- endif -%}"
@@ -98,7 +99,7 @@ BUILTIN: dict[str, BuiltinTemplate] = {
     "llama3": BuiltinTemplate(_LLAMA3, ("<|eot_id|>",), "Llama 3 (<|start_header_id|>role<|end_header_id|> ... <|eot_id|>)"),
     "phi3": BuiltinTemplate(_PHI3, ("<|end|>",), "Phi-3 (<|user|> ... <|end|>)"),
     "mistral": BuiltinTemplate(_MISTRAL, ("</s>",), "Mistral instruct ([INST] ... [/INST]), system prompt folded into the first turn"),
-    "plain": BuiltinTemplate(_PLAIN, ("\nUser:", "\nAssistant:"), "plain transcript (User: ... / Assistant: ...): the fallback for base models"),
+    "plain": BuiltinTemplate(_PLAIN, ("\nUser:", "\nAssistant:", "\nSystem:"), "plain transcript (System: ... / User: ... / Assistant: ...): the fallback for base models"),
 }
 
 # End-of-turn markers worth stopping on when a GGUF template uses them (most are also

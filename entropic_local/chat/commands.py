@@ -69,6 +69,7 @@ class Chat:
             p.notice(reply.notice)
         interrupted = False
         terminated = None  # SIGTERM: wrap the reply up like Ctrl-C, then leave the chat
+        p.begin_reply()
         try:
             try:
                 for step in reply:
@@ -80,23 +81,28 @@ class Chat:
             except EntropicError as e:
                 reply.interrupt()
                 stats = reply.finish()
+                p.end_reply()
                 p.write("\n")
                 self._fail(e)
                 return True
             tail = reply.tail
             if tail:
-                p.write(tail)
+                p.text(tail)
             stats = reply.finish()
         except KeyboardInterrupt as e:  # a second Ctrl-C while wrapping up
             interrupted = True
             terminated = terminated or (e if isinstance(e, Terminated) else None)
             stats = reply.finish()
+        p.end_reply()
         if interrupted:
             p.write(" " + p.style("[interrupted]", fg="red", bold=True) if p.interactive else "")
         p.write("\n")
         p.dim(stats.line())
         if stats.finish == "context":
             p.notice("the context is full: the reply was cut; older turns will be dropped next time")
+        elif stats.finish == "length" and (p.interactive or p.verbose):  # piped: output only
+            p.notice(f"the reply reached max_tokens ({s.max_tokens}) and was cut: "
+                     "/set max_tokens N (or none) to change it")
         if terminated is not None:
             raise terminated
         return not interrupted

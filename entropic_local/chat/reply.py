@@ -3,11 +3,16 @@ cost (``ReplyStats``)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-__all__ = ["Reply", "ReplyStats", "QUIET_ACTIONS"]
+__all__ = ["Reply", "ReplyStats", "QUIET_ACTIONS", "DEFAULT_REPLY_TOKENS"]
+
+# A reply stops here unless the model ends its turn first: a base model may never do so.
+DEFAULT_REPLY_TOKENS = 1024
+MIN_RATE_TOKENS = 8  # fewer tokens give no meaningful tokens/s
 
 # actions an adaptive sampler reports that are not worth showing
 QUIET_ACTIONS = frozenset({"", "none", "argmax", "greedy", "sample", "default", "flow", "flowing"})
@@ -21,7 +26,7 @@ class ReplyStats:
     prompt_tokens: int = 0
     prompt_eval_tokens: int = 0
     prompt_tps: float = 0.0
-    gen_tps: float = 0.0
+    gen_tps: float | None = None   # from the first token to the last; None for short replies
     mean_entropy: float = 0.0
     mean_logprob: float = 0.0
     finish: str = ""
@@ -34,7 +39,8 @@ class ReplyStats:
             parts.append(f"prompt {self.prompt_eval_tokens} tok at {self.prompt_tps:.0f} tok/s")
         else:
             parts.append("prompt cached")
-        parts.append(f"generation {self.gen_tps:.1f} tok/s")
+        if self.gen_tps is not None:
+            parts.append(f"generation {self.gen_tps:.1f} tok/s")
         parts.append(f"mean entropy {self.mean_entropy:.2f} nats" if self.n_tokens else "mean entropy -")
         if self.actions:
             parts.append("actions " + ", ".join(f"{k}×{v}" for k, v in sorted(self.actions.items())))
@@ -42,6 +48,14 @@ class ReplyStats:
             parts.append({"length": "cut at max_tokens", "context": "context full",
                           "interrupted": "interrupted"}[self.finish])
         return " · ".join(parts)
+
+
+def _rate(times: list[float]) -> float | None:
+    """Tokens/s between the first token and the last (the prompt, the first token's wait and
+    the end-of-turn step left out), or None for a reply too short to tell."""
+    if len(times) < MIN_RATE_TOKENS or times[-1] <= times[0]:
+        return None
+    return (len(times) - 1) / (times[-1] - times[0])
 
 
 class Reply:
@@ -62,6 +76,7 @@ class Reply:
         self.stream = session.model.stream(tokens, max_tokens=max(1, max_tokens), sampler=session.chain,
                                            seed=seed, stop=session.text_stops or None)
         self.steps: list[Any] = []
+        self._times: list[float] = []  # when each step arrived
         self.interrupted = False
         self.stopped_by_token = False
         self._it: Iterator[Any] | None = None
@@ -77,6 +92,7 @@ class Reply:
                 self._it.close()
                 return
             self.steps.append(step)
+            self._times.append(time.perf_counter())
             yield step
 
     @property
@@ -112,7 +128,7 @@ class Reply:
             prompt_tokens=len(self.prompt_tokens),
             prompt_eval_tokens=t.prompt_eval_tokens,
             prompt_tps=t.prompt_tps,
-            gen_tps=(len(steps) / (t.gen_ms / 1000)) if t.gen_ms > 0 else 0.0,
+            gen_tps=_rate(self._times),
             mean_entropy=(sum(s.entropy for s in steps) / len(steps)) if steps else 0.0,
             mean_logprob=(sum(s.logprob for s in steps) / len(steps)) if steps else 0.0,
             finish=finish,

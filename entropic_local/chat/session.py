@@ -10,7 +10,8 @@ Every turn re-renders the whole conversation and sends its tokens; the KV cache 
 longest common token prefix, so only the new tokens are decoded.
 
 Context policy (``fit``): before a reply the prompt must leave room for the reply
-(``reserve`` tokens: ``max_tokens`` if set, else 512, at most half the context). If it does
+(``reserve`` tokens: ``max_tokens``, 1024 by default, or 512 when it is none, at most half
+the context). If it does
 not, the oldest turns (a user message and its replies) are dropped, never the system prompt
 and never the message being answered, down to three quarters of that budget (so that the
 next turns fit too and the cache prefix stays stable for a while instead of shifting every
@@ -32,7 +33,7 @@ from ..errors import ContextOverflow, InvalidSamplerSpec, UsageError
 from ..samplers.chain import SamplerChain
 from ..samplers.params import parse_number
 from ..samplers.registry import find_flag, flag_table, stages
-from .reply import Reply, ReplyStats
+from .reply import DEFAULT_REPLY_TOKENS, Reply, ReplyStats
 from .saved import load_session, save_session, session_dict, write_trace
 from .templates import ChatTemplate, int_meta, select_template
 
@@ -64,7 +65,7 @@ class ChatSession:
         *,
         system: str | None = None,
         seed: int | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | None = DEFAULT_REPLY_TOKENS,
         color: str = "entropy",
         template_context: dict[str, Any] | None = None,
     ):

@@ -267,17 +267,59 @@ class ChatTemplate:
             self.supports_system = False
 
     # -- stops ----------------------------------------------------------------------------
+    def turn_markers(self) -> tuple[str, ...]:
+        """What starts the next user turn and another assistant turn, as this template writes
+        them (``<|im_start|>user``, ``<start_of_turn>user``, ``\nUser:``): a model that never
+        emits its end-of-turn token, a base model above all, still ends its reply where it
+        starts writing the next turn. Found by rendering a sample conversation with marker
+        words and reading what the template puts between the turns; known end-of-turn markers
+        and the eos token are removed, a leading line break is kept (a text marker counts at
+        a line start only)."""
+        u1, a1, u2 = "ENTROPICUSERONE", "ENTROPICASSISTANTONE", "ENTROPICUSERTWO"
+        try:
+            text = self.render([{"role": "user", "content": u1}, {"role": "assistant", "content": a1},
+                                {"role": "user", "content": u2}], add_generation_prompt=False)
+        except ChatTemplateError:
+            return ()
+        i1, i2, i3 = text.find(u1), text.find(a1), text.find(u2)
+        if not 0 <= i1 < i2 < i3:
+            return ()
+        out: list[str] = []
+        for between in (text[i2 + len(a1): i3], text[i1 + len(u1): i2]):
+            for m in (*KNOWN_END_MARKERS, self.eos_token):
+                if m:
+                    between = between.replace(m, "")
+            marker = between.strip(" \t\r\n")
+            if not marker:
+                continue
+            if "\n" in between[: between.find(marker)]:
+                marker = "\n" + marker
+            if marker not in out:
+                out.append(marker)
+        return tuple(out)
+
     def resolve_stops(self, tokenize, piece) -> tuple[set[int], list[str]]:
-        """Split ``stop`` into control-token ids (a string that is one token rendering as no
-        text) and text stop strings. ``tokenize(text) -> ids`` parses special tokens;
-        ``piece(id) -> bytes`` is the token's plain text."""
+        """The strings that end a reply, as control-token ids and text stop strings.
+
+        ``stop`` (end of turn): a string that is one token rendering as no text is that
+        token's id, else a text stop. ``turn_markers()`` (the start of a next turn): a marker
+        whose first token is a control token (``<|im_start|>``, ``<start_of_turn>``) stops on
+        that token, which never belongs to a reply's text; else on the marker's text.
+        ``tokenize(text) -> ids`` parses special tokens; ``piece(id) -> bytes`` is the token's
+        plain text."""
         ids: set[int] = set()
         texts: list[str] = []
         for s in self.stop:
             toks = tokenize(s)
             if len(toks) == 1 and piece(toks[0]) == b"":
                 ids.add(toks[0])
-            else:  # ordinary text, or a marker this vocabulary lacks: stop on its text
+            elif s not in texts:  # ordinary text, or a marker this vocabulary lacks
+                texts.append(s)
+        for s in self.turn_markers():
+            toks = tokenize(s.lstrip("\n"))
+            if toks and piece(toks[0]) == b"":
+                ids.add(toks[0])
+            elif s not in texts:
                 texts.append(s)
         return ids, texts
 

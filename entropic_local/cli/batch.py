@@ -8,7 +8,7 @@ import os
 import click
 
 from ..errors import UsageError
-from .options import CONTEXT_SETTINGS, sampler_options, signals_deferred, verbose_option
+from .options import CONTEXT_SETTINGS, n_ctx_option, sampler_options, signals_deferred, verbose_option
 
 
 @click.command("batch", context_settings=CONTEXT_SETTINGS)
@@ -17,8 +17,7 @@ from .options import CONTEXT_SETTINGS, sampler_options, signals_deferred, verbos
               type=click.Path(dir_okay=False), help="Output JSONL (appended; rerun to resume).")
 @click.option("-m", "--model", default=None, metavar="MODEL",
               help="A .gguf path or a name from models.txt (default: smollm2-135m).")
-@click.option("--n-ctx", type=click.IntRange(min=0), default=None,
-              help="Context per sequence (default: min(4096, the model's training context)).")
+@n_ctx_option("Context per sequence")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads (default: physical cores; with --ray: per actor, default 1).")
 @click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,

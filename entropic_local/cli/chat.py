@@ -7,8 +7,23 @@ import sys
 
 import click
 
+from ..chat.reply import DEFAULT_REPLY_TOKENS
 from ..errors import UsageError
 from .options import CONTEXT_SETTINGS, clean_text, model_options, sampler_options, stdin_text, verbose_option
+
+
+def format_count(n: int) -> str:
+    """A parameter count as people write it: 134.5M, 1.24B."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.{1 if n < 100 * scale else 0}f}{unit}"
+    return str(n)
+
+
+def _reply_cap(ctx, param, value):
+    if value == 0 or value < -1:
+        raise click.BadParameter(f"{value} is not a reply length: give a positive number, or -1 for no cap")
+    return None if value == -1 else value
 
 
 @click.command("chat", context_settings=CONTEXT_SETTINGS)
@@ -16,8 +31,8 @@ from .options import CONTEXT_SETTINGS, clean_text, model_options, sampler_option
 @model_options
 @sampler_options
 @click.option("--system", metavar="TEXT", default=None, help="System prompt (change it later with /set system).")
-@click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=None,
-              help="Most tokens per reply (default: until the end of the turn or of the context).")
+@click.option("-n", "--max-tokens", type=int, default=DEFAULT_REPLY_TOKENS, show_default=True,
+              callback=_reply_cap, help="Most tokens per reply; -1: until the end of the turn or of the context.")
 @click.option("--chat-template", metavar="NAME|FILE", default=None,
               help="Use this chat template instead of the model's: a built-in name (chatml, gemma, "
                    "llama3, phi3, mistral, plain), 'gguf' (the model file's), or a Jinja file.")
@@ -84,7 +99,8 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
         rows = [
             ("model", label),
             ("file", str(path)),
-            ("description", engine.description),
+            ("description", f"{engine.description} (llama.cpp's type and size class)"),
+            ("parameters", f"{format_count(engine.n_params)}, {engine.size_bytes / 1e6:.0f} MB of weights"),
             ("architecture", arch),
             ("context", f"{m.n_ctx} tokens (trained on {engine.n_ctx_train})"),
             ("threads", str(m.n_threads)),

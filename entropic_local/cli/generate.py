@@ -10,7 +10,7 @@ import click
 from ..errors import UsageError
 from .options import (
     CONTEXT_SETTINGS, check_writable, clean_text, model_options, read_stdin, sampler_options,
-    signals_deferred, verbose_option,
+    signals_deferred, strip_final_newline, verbose_option,
 )
 
 
@@ -30,12 +30,13 @@ def generate_command(prompt, model, n_ctx, threads, n_gpu_layers, attention, sam
              as_json, trace_path, verbose):
     """Continue PROMPT with the model, streaming the text to stdout.
 
-    PROMPT '-' reads the prompt from standard input. Entropy and varentropy are in nats.
+    PROMPT '-' reads the prompt from standard input (one final newline is dropped, as a
+    shell's $(...) does). Entropy and varentropy are in nats.
     """
     from ..api import load
     from ..samplers.chain import SamplerChain
 
-    prompt = read_stdin() if prompt == "-" else clean_text(prompt)
+    prompt = strip_final_newline(read_stdin()) if prompt == "-" else clean_text(prompt)
     if not prompt:
         raise UsageError("empty prompt", hint="give some text to continue, or '-' to read stdin")
     if trace_path is not None:

@@ -13,6 +13,7 @@ import importlib
 import signal
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -85,8 +86,15 @@ def _internal_error(e: BaseException) -> None:
     sys.exit(70)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one line each on stderr (``entropic-local: warning: ...``)."""
+    text = str(message).replace("\n", " ")
+    sys.stderr.write(f"entropic-local: warning: {text}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the click group and turn every failure into one line."""
+    warnings.showwarning = _show_warning
     try:  # SIGTERM stops like Ctrl-C: what was made is written, then exit 143
         signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread: keep the default

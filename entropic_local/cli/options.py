@@ -16,9 +16,9 @@ import click
 
 from ..errors import Terminated, UsageError
 
-__all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "sampler_options",
-           "clean_text", "read_stdin", "stdin_text", "signals_deferred", "on_sigterm",
-           "check_writable"]
+__all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "n_ctx_option",
+           "sampler_options", "clean_text", "read_stdin", "strip_final_newline", "stdin_text",
+           "signals_deferred", "on_sigterm", "check_writable"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -48,13 +48,37 @@ def _apply(f: Callable, opts: list[Callable]) -> Callable:
     return f
 
 
+class ContextSize(click.ParamType):
+    """``--n-ctx``: 0 (the model's training context) or at least 16 tokens."""
+
+    name = "N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number of tokens", param, ctx)
+        if n < 0 or 0 < n < 16:
+            self.fail(f"{n} is not 0 (the model's training context) or at least 16", param, ctx)
+        return n
+
+
+def n_ctx_option(help_text: str = "Context size in tokens") -> Callable:
+    return click.option(
+        "--n-ctx", type=ContextSize(), default=None,
+        help=f"{help_text}: 0 for the model's training context, else at least 16, rounded up to a "
+             "multiple of 256 (default: min(4096, the training context)).")
+
+
 def model_options(f: Callable) -> Callable:
     """Options shared by every command that loads a model."""
     return _apply(f, [
         click.option("-m", "--model", default=None, metavar="MODEL",
                      help="A .gguf path or a name from models.txt (default: smollm2-135m)."),
-        click.option("--n-ctx", type=click.IntRange(min=0), default=None,
-                     help="Context size in tokens (default: min(4096, the model's training context))."),
+        n_ctx_option(),
         click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
                      help="CPU threads (default: $ENTROPIC_LOCAL_THREADS, else the number of physical cores)."),
         click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
@@ -111,6 +135,16 @@ def stdin_text() -> TextIO:
     if buf is None:
         return sys.stdin
     return io.TextIOWrapper(buf, encoding="utf-8", errors="replace")
+
+
+def strip_final_newline(text: str) -> str:
+    """``text`` without one final line break (``\n`` or ``\r\n``): ``echo PROMPT |`` adds one
+    that is not part of the prompt (a shell's ``$(...)`` drops it too)."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith("\n"):
+        return text[:-1]
+    return text
 
 
 @contextlib.contextmanager

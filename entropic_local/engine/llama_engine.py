@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ContextOverflow, DecodeError, InvalidModelFile, ModelLoadError, UsageError
+from ..errors import (
+    ContextOverflow, DecodeError, EntropicWarning, InvalidModelFile, ModelLoadError, UsageError,
+)
 from .backend import default_threads, ensure_backend, llama, recent_errors
 
 DEFAULT_N_CTX = 4096
+MIN_N_CTX = 16
+CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
 
 
 class Engine:
@@ -62,8 +67,9 @@ class Engine:
         for name, value, lo in (("n_batch", n_batch, 1), ("n_seq_max", n_seq_max, 1)):
             if int(value) < lo:
                 raise UsageError(f"{name} must be at least {lo}, got {value}")
-        if n_ctx is not None and int(n_ctx) < 16:
-            raise UsageError(f"n_ctx must be at least 16, got {n_ctx}")
+        if n_ctx is not None and (int(n_ctx) < 0 or 0 < int(n_ctx) < MIN_N_CTX):
+            raise UsageError(f"n_ctx must be 0 (the model's training context) or at least {MIN_N_CTX}, "
+                             f"got {n_ctx}")
         if n_threads is not None and int(n_threads) < 1:
             raise UsageError(f"n_threads must be at least 1, got {n_threads}")
 
@@ -81,8 +87,11 @@ class Engine:
         self._vocab = llama.llama_model_get_vocab(self._model)
         self.n_vocab = int(llama.llama_vocab_n_tokens(self._vocab))
         self.n_ctx_train = int(llama.llama_model_n_ctx_train(self._model))
-        if n_ctx is None or int(n_ctx) == 0:
+        asked_ctx = None if n_ctx is None else int(n_ctx)
+        if n_ctx is None:
             n_ctx = min(DEFAULT_N_CTX, self.n_ctx_train) if self.n_ctx_train > 0 else DEFAULT_N_CTX
+        elif int(n_ctx) == 0:  # llama.cpp's -c 0: the context the model was trained with
+            n_ctx = self.n_ctx_train if self.n_ctx_train > 0 else DEFAULT_N_CTX
         self.n_threads = int(n_threads) if n_threads else default_threads()
         self.n_threads_batch = int(n_threads_batch) if n_threads_batch else self.n_threads
 
@@ -125,6 +134,8 @@ class Engine:
             self.close()
             raise ModelLoadError(f"cannot create a context of {n_ctx} tokens for {self.path}: {why}")
         self.n_ctx = int(llama.llama_n_ctx(self._ctx))
+        if share_model is None:
+            self._warn_context(asked_ctx)
         if self._attn is not None:  # capture buffers sized to the cache
             self._attn.allocate(self.n_ctx)
         # llama.cpp may clamp the batch to the (padded) context: use what it actually took
@@ -145,6 +156,17 @@ class Engine:
                 if self.n_vocab <= 300_000 else None
         self.add_bos = bool(llama.llama_vocab_get_add_bos(self._vocab))
 
+    def _warn_context(self, asked: int | None) -> None:
+        """Say when the context is not what was asked for, or longer than the model knows."""
+        if asked and self.n_ctx != asked:
+            warnings.warn(EntropicWarning(
+                f"the context was rounded up from {asked} to {self.n_ctx} tokens (llama.cpp pads "
+                f"it to a multiple of {CTX_PAD})"), stacklevel=3)
+        if 0 < self.n_ctx_train < self.n_ctx:
+            warnings.warn(EntropicWarning(
+                f"the context ({self.n_ctx} tokens) is longer than the model was trained on "
+                f"({self.n_ctx_train}): text past {self.n_ctx_train} tokens may degrade"), stacklevel=3)
+
     # ------------------------------------------------------------------ metadata
     def meta(self, key: str) -> str | None:
         """A GGUF metadata value as a string (``general.name``, ``tokenizer.chat_template``...)."""
@@ -163,6 +185,16 @@ class Engine:
         buf = ctypes.create_string_buffer(256)
         llama.llama_model_desc(self._model, buf, 256)
         return buf.value.decode("utf-8", errors="replace")
+
+    @property
+    def n_params(self) -> int:
+        """The model's parameter count (llama.cpp's own count of the weights)."""
+        return int(llama.llama_model_n_params(self._model))
+
+    @property
+    def size_bytes(self) -> int:
+        """The bytes the weights take (as quantised in the file)."""
+        return int(llama.llama_model_size(self._model))
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self, text: str | bytes, add_special: bool = True, parse_special: bool = False) -> list[int]:

@@ -20,6 +20,7 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..decode.teacher import teacher_forced, text_positions
 from ..errors import UsageError
@@ -61,6 +62,9 @@ class _Acc:
         self.info_n: dict[str, int] = {}
 
 
+# Scoring runs numpy over the whole vocabulary at every position (np.dot: BLAS). BLAS's own
+# threads would fight llama.cpp's for the cores (4-6x slower on two cores): one BLAS thread.
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def evaluate_text(model: Any, text: str, samplers: Mapping[str, "str | SamplerChain"] | None = None,
                   *, max_tokens: int | None = None, epsilon: float = DEFAULT_EPSILON) -> dict[str, Any]:
     """Teacher-force ``text`` through ``model`` (an ``entropic_local.Model`` or an

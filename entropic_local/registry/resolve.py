@@ -55,11 +55,13 @@ def looks_like_path(s: str) -> bool:
     )
 
 
-def model_label(name: str | None, path: Path | None = None) -> str:
-    """How a model is named in messages and outputs: its registry name, or the file name of a
-    path (of ``path``, the resolved file, when given)."""
+def model_label(name: str | os.PathLike | None, path: Path | None = None) -> str:
+    """How a model is named in messages and outputs: its registry name (the default model's
+    when ``name`` is None), or the file name of a path (of ``path``, the resolved file, when
+    given)."""
     if name is None:
         return DEFAULT_MODEL
+    name = os.fspath(name)
     return (path or Path(name)).name if looks_like_path(name) else name
 
 

@@ -76,9 +76,19 @@ def test_generate_reads_stdin_and_stops(gemma_path):
 
 
 def test_models_lists_registry():
-    r = run("models")
-    assert r.returncode == 0, r.stderr
-    assert "smollm2-135m*" in r.stdout and "gemma3-270m" in r.stdout
+    for cols in (80, 60, 200):
+        r = run("models", env={"COLUMNS": str(cols)})
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert max(len(ln) for ln in lines) <= cols, r.stdout
+        head = lines[0].split()
+        assert head[:3] == ["NAME", "DEFAULT", "ON"]
+        rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:] if ln.split()}
+        assert rows["smollm2-135m"][0] == "yes"  # the default has its own column
+        assert "gemma3-270m" in rows and rows["gemma3-270m"][0] != "yes"
+    full = json.loads(run("models", "--json").stdout)
+    local = next(r for r in full if r["name"] == "smollm2-135m")["path"]
+    assert local.endswith(".gguf") and local.rsplit("/", 1)[1] in r.stdout  # the file name kept
     r = run("models", "--json")
     rows = json.loads(r.stdout)
     assert any(row["name"] == "smollm2-135m" and row.get("path") for row in rows)
@@ -173,3 +183,46 @@ def test_cli_temp_sets_the_adaptive_stage():
     assert r.returncode == 3, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "does not apply" in lines[0] and "Traceback" not in r.stderr
+
+
+def test_stdin_prompt_drops_one_final_newline():
+    # `echo PROMPT |` adds a newline that is not part of the prompt; only one is dropped
+    for stdin, prompt in (("The capital of France is\n", "The capital of France is"),
+                          ("The capital of France is\r\n", "The capital of France is"),
+                          ("Two lines\n\n", "Two lines\n"),
+                          ("No newline", "No newline")):
+        r = run("generate", "-", "-n", "2", "--json", "--seed", "1", "-t", "1", stdin=stdin)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["prompt"] == prompt
+
+
+def test_n_ctx_range_rounding_and_training_context():
+    assert "0 for the model's training context" in " ".join(run("generate", "--help").stdout.split())
+    for bad in ("5", "-1", "abc"):
+        assert_one_line_error(run("generate", "Hi", "--n-ctx", bad), "--n-ctx", code=2)
+    r = run("generate", "Hi", "-n", "1", "--n-ctx", "16", "-t", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ("entropic-local: warning: the context was rounded up from 16 to 256 tokens "
+                        "(llama.cpp pads it to a multiple of 256)\n")
+    r = run("generate", "Hi", "-n", "1", "--n-ctx", "16384", "-t", "1")  # SmolLM2 knows 8192
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "longer than the model was trained on (8192)" in lines[0], r.stderr
+    r = run("generate", "Hi", "-n", "1", "--n-ctx", "512", "-t", "1")  # a multiple of 256: silent
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_one_model_label_everywhere(tmp_path, smollm2_path):
+    """The default model, named or not, is `smollm2-135m` in every output; a path is its file name."""
+    text = tmp_path / "t.txt"
+    text.write_text("The capital of France is Paris. The capital of Italy is Rome.")
+    heads = []
+    for args in ([], ["-m", "smollm2-135m"]):
+        r = run("eval", str(text), "-n", "4", "-s", "softmax=temp=1.0", "-t", "1", *args)
+        assert r.returncode == 0, r.stderr
+        heads.append(r.stdout.splitlines()[0])
+    assert heads[0] == heads[1] and heads[0].startswith("Model `smollm2-135m`")
+    for args, label in (([], "smollm2-135m"), (["-m", str(smollm2_path)], smollm2_path.name)):
+        r = run("generate", "Hi", "-n", "1", "--json", "-t", "1", *args)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["model"] == label

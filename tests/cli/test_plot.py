@@ -130,3 +130,5 @@ def test_without_matplotlib(entropix_trace, tmp_path):
     assert_one_line_error(r, "matplotlib is not installed: pip install 'entropic-local[plot]'",
                           code=1)
     assert not (tmp_path / "x.png").exists()
+
+

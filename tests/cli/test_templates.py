@@ -134,3 +134,20 @@ def test_crafted_gguf_hostile_template_cli(tmp_path, smollm2_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
     assert not marker.exists()
+
+
+def test_chat_reply_cap_by_default_and_settable(tmp_path):
+    """Replies stop at the default cap (1024) or -n, with a notice; -1 lifts the cap; 0 is refused."""
+    from entropic_local.chat.reply import DEFAULT_REPLY_TOKENS
+
+    assert DEFAULT_REPLY_TOKENS == 1024
+    assert f"[default: {DEFAULT_REPLY_TOKENS}]" in " ".join(run_chat(["--help"]).stdout.split())
+    r = run_chat(["gemma3-270m", "--sampler", "logit_bias:107=-inf,108=-inf,greedy",
+                  "-n", "5", "--n-ctx", "512", "-v"], "Count from one to a hundred\n")
+    assert r.returncode == 0, r.stderr
+    assert "note: the reply reached max_tokens (5) and was cut" in r.stderr  # -v or a terminal
+    quiet = run_chat(["gemma3-270m", "--sampler", "greedy", "-n", "5", "--n-ctx", "512"], "Count to ten\n")
+    assert quiet.returncode == 0 and "max_tokens" not in quiet.stderr  # piped: the output only
+    bad = run_chat(["-n", "0"], "Hi\n")
+    assert bad.returncode == 2 and "0 is not a reply length" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -10,6 +10,7 @@ import pytest
 from entropic_local import kernels as K
 from entropic_local.errors import UsageError
 from entropic_local.evaluation.scoring import DEFAULT_SAMPLERS, evaluate_text, format_eval_table
+from entropic_local.samplers.chain import SamplerChain
 
 
 LN2 = math.log(2.0)
@@ -71,3 +72,32 @@ def test_evaluate_defaults_and_errors(smollm2):
         evaluate_text(smollm2, "   ", {"a": "temp=1.0"})
     with pytest.raises(UsageError):
         evaluate_text(smollm2, TEXT, {"a": "temp=1.0"}, max_tokens=0)
+
+
+def test_eval_scores_with_one_blas_thread(smollm2):
+    """numpy's BLAS threads would fight llama.cpp's for the cores while scoring: evaluate_text
+    runs its numpy work with one BLAS thread, and lifts the limit afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from entropic_local.samplers import Dist, Sampler
+
+    def blas_threads() -> int:
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    seen: list[int] = []
+
+    class Probe(Sampler):
+        name = "blas_probe"
+
+        def apply(self, cands):
+            seen.append(blas_threads())
+
+        def spec(self):
+            return self.name
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == 2
+        evaluate_text(smollm2, "The capital of France is Paris.", {"probe": SamplerChain([Probe(), Dist(0)])},
+                      max_tokens=3)
+        assert seen and set(seen) == {1}
+        assert blas_threads() == 2

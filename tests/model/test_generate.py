@@ -4,11 +4,13 @@ KV reuse, each sampler's effect on the real distribution."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 import entropic_local as el
+from entropic_local.errors import EntropicWarning
 from entropic_local.decode.text import Utf8Stream
 
 
@@ -288,3 +290,15 @@ def test_attention_metrics_in_steps(smollm2_path):
         # entropy of the attention over n valid cells is at most log n
         n_valid = len(m.tokenize(PROMPT)) + len(g.token_ids)
         assert all(s.info["attn_entropy"] <= math.log(n_valid) + 1e-6 for s in g.steps)
+
+
+def test_n_ctx_zero_is_the_training_context(smollm2_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EntropicWarning)  # the training context warns of nothing
+        m = el.load(smollm2_path, n_ctx=0, n_threads=1)
+    try:
+        assert m.n_ctx == m.engine.n_ctx_train == 8192
+    finally:
+        m.close()
+    with pytest.warns(EntropicWarning, match="rounded up from 100 to 256"):
+        el.load(smollm2_path, n_ctx=100, n_threads=1).close()

@@ -75,7 +75,7 @@ def test_gemma_uses_documented_fallback(gemma, gemma_path):
     assert "no chat template" in notice and "plain" in notice and "--chat-template" in notice
     s = _session(gemma, tmpl)
     _load_conversation(s, CONVERSATION)
-    expected = ("You are a terse assistant.\n\n"
+    expected = ("System: You are a terse assistant.\n\n"
                 "User: Hello!\n"
                 "Assistant: Hi. What do you need?\n\n"
                 "User: Name a colour.\nJust one.\n"
@@ -85,8 +85,8 @@ def test_gemma_uses_documented_fallback(gemma, gemma_path):
     bos = int(gemma.engine.meta("tokenizer.ggml.bos_token_id"))
     assert toks[0] == bos and toks.count(bos) == 1
     assert toks[1:] == gemma.tokenize(expected, add_special=False, parse_special=True)
-    # the reply ends where the model starts a new "User:" or "Assistant:" line
-    assert s.text_stops == ["\nUser:", "\nAssistant:"]
+    # the reply ends where the model starts a new "User:", "Assistant:" or "System:" line
+    assert s.text_stops == ["\nUser:", "\nAssistant:", "\nSystem:"]
     # the same without models.txt (a path): the GGUF has no template, same fallback
     tmpl2, notice2 = _model_template(gemma, gemma_path, None)
     assert tmpl2.name == "plain" and "GGUF metadata has no tokenizer.chat_template" in notice2
@@ -117,3 +117,43 @@ def test_chatml_builtin_equals_llama_cpp_python():
     t, _ = select_template("chatml", gguf_template=None, registry_template=None, model_label="m")
     ref = Jinja2ChatFormatter(CHATML_CHAT_TEMPLATE, eos_token="<|im_end|>", bos_token="<s>")
     assert t.render(CONVERSATION) == ref(messages=CONVERSATION).prompt
+
+
+def test_next_turn_marker_ends_a_reply_without_end_of_turn(gemma, gemma_path):
+    """A base model under the gemma template that starts the next turn (<start_of_turn>, a
+    control token that renders as no text) instead of ending its own: the reply stops there.
+    A stage of this test forces <start_of_turn> as the third token of a greedy reply."""
+    import numpy as np
+
+    from entropic_local.samplers import Greedy, Sampler
+
+    class ForceAfter(Sampler):
+        name = "force_after"
+
+        def __init__(self, token: int, after: int):
+            self.token, self.after, self.calls = token, after, 0
+
+        def apply(self, cands):
+            self.calls += 1
+            if self.calls > self.after:
+                cands.logits[: cands.n] = -np.inf
+                cands.logits[self.token] = 0.0  # the untouched vocabulary: index = token id
+
+        def reset(self, seed=None):
+            self.calls = 0
+
+        def spec(self):
+            return self.name
+
+    tmpl, _ = _model_template(gemma, gemma_path, "none", override="gemma")
+    sot = gemma.tokenize("<start_of_turn>", add_special=False, parse_special=True)
+    assert len(sot) == 1 and not gemma.engine.is_eog(sot[0])
+    s = ChatSession(gemma, tmpl, SamplerChain([ForceAfter(sot[0], 2), Greedy()]), max_tokens=64)
+    assert sot[0] in s.stop_ids
+    s.add_user("Name a colour.")
+    reply = s.start_reply(seed=0)
+    steps = [st.token_id for st in reply]
+    stats = reply.finish()
+    assert len(steps) == 2 and sot[0] not in steps
+    assert reply.stopped_by_token and stats.finish == "stop"
+    assert s.turns[-1]["role"] == "assistant" and s.turns[-1]["content"]

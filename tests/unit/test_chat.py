@@ -6,8 +6,11 @@ import io
 import re
 from pathlib import Path
 
-from entropic_local.chat.printer import Printer, entropy_colour, prob_colour
-from entropic_local.chat.reply import ReplyStats
+import pytest
+from wcwidth import wcswidth
+
+from entropic_local.chat.printer import Printer, WordWrap, entropy_colour, prob_colour
+from entropic_local.chat.reply import MIN_RATE_TOKENS, ReplyStats, _rate
 from entropic_local.chat.repl import block_open, history_path, strip_block
 from entropic_local.decode.sequence import Step
 
@@ -52,3 +55,36 @@ def test_input_helpers_and_history_path(monkeypatch, tmp_path):
     assert history_path() == tmp_path / "state" / "entropic-local" / "chat_history"
     monkeypatch.delenv("XDG_STATE_HOME")
     assert history_path() == Path.home() / ".local" / "state" / "entropic-local" / "chat_history"
+
+
+def test_word_wrap_breaks_between_words_only():
+    tokens = [" The", " quick", " bro", "wn", " fox", " jum", "ps", " over", " the", " la", "zy", " dog",
+              ".", "\n", "Next", " line", " with", " 日本語", " wide", " characters", " and", " a",
+              " supercalifragilisticexpialidocious", " word."]
+    ww = WordWrap(20)
+    text = "".join(ww.feed(t) for t in tokens) + ww.end()
+    assert text.replace("\n", " ").split() == "".join(tokens).replace("\n", " ").split()
+    for line in text.split("\n"):
+        if "supercali" in line:  # a word longer than a line starts one; the terminal folds it
+            assert line.startswith("supercali")
+        else:
+            assert wcswidth(line.rstrip()) <= 20, line
+    assert "brown" in text and "jumps" in text and "lazy" in text  # never cut inside a word
+    # styling wraps the pieces but is not counted as width
+    ww = WordWrap(10)
+    styled = ww.feed(" aaaa bbbb cccc", lambda t: f"\x1b[31m{t}\x1b[0m") + ww.end()
+    assert ANSI.sub("", styled) == " aaaa bbbb\ncccc"
+
+
+def test_reply_text_starts_without_whitespace_and_rate_needs_enough_tokens():
+    out = io.StringIO()
+    p = Printer(out, io.StringIO(), color=False, interactive=False)
+    p.begin_reply()
+    for t in ("", " ", " The", " capital", " is Paris."):
+        p.text(t)
+    p.end_reply()
+    assert out.getvalue() == "The capital is Paris."
+    assert _rate([0.1 * i for i in range(MIN_RATE_TOKENS)]) == pytest.approx(10.0)
+    assert _rate([0.1 * i for i in range(MIN_RATE_TOKENS - 1)]) is None
+    st = ReplyStats(n_tokens=4, prompt_eval_tokens=5, prompt_tps=100, gen_tps=None, mean_entropy=1.0)
+    assert st.line() == "4 tokens · prompt 5 tok at 100 tok/s · mean entropy 1.00 nats"

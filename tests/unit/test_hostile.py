@@ -185,7 +185,8 @@ def _readme_exit_codes() -> dict[int, str]:
 
 def _error_classes() -> list[type]:
     return [c for c in vars(errors).values()
-            if isinstance(c, type) and issubclass(c, BaseException) and c.__module__ == errors.__name__]
+            if isinstance(c, type) and issubclass(c, BaseException) and not issubclass(c, Warning)
+            and c.__module__ == errors.__name__]
 
 
 def test_exit_codes_are_documented_and_distinct():

@@ -84,3 +84,17 @@ def test_hostile_branch_blocked_at_render_time():
     assert t.render(CONVERSATION) == "".join(m["content"] for m in CONVERSATION)
     with pytest.raises(UnsafeTemplateError, match="unsafe"):
         t.render(CONVERSATION * 2)
+
+
+@pytest.mark.parametrize("name, markers", [
+    ("chatml", ("\n<|im_start|>user", "\n<|im_start|>assistant")),
+    ("gemma", ("\n<start_of_turn>user", "\n<start_of_turn>model")),
+    ("llama3", ("<|start_header_id|>user<|end_header_id|>", "<|start_header_id|>assistant<|end_header_id|>")),
+    ("phi3", ("\n<|user|>", "\n<|assistant|>")),
+    ("mistral", ("[INST]", "[/INST]")),
+    ("plain", ("\nUser:", "\nAssistant:")),
+])
+def test_turn_markers_read_from_the_rendering(name, markers):
+    t, _ = select_template(name, gguf_template=None, registry_template=None, model_label="m",
+                           bos_token="<s>", eos_token="</s>")
+    assert t.turn_markers() == markers
