@@ -29,7 +29,7 @@ def _reply_cap(ctx, param, value):
 @click.command("chat", context_settings=CONTEXT_SETTINGS)
 @click.argument("model_arg", metavar="[MODEL]", required=False)
 @model_options
-@sampler_options
+@sampler_options(seed="chat")
 @click.option("--system", metavar="TEXT", default=None, help="System prompt (change it later with /set system).")
 @click.option("-n", "--max-tokens", type=int, default=DEFAULT_REPLY_TOKENS, show_default=True,
               callback=_reply_cap, help="Most tokens per reply; -1: until the end of the turn or of the context.")
