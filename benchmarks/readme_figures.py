@@ -51,7 +51,7 @@ class Figure:
 
 
 def _quality(model: str) -> Figure:
-    argv = [*CLI, "eval", SEED, "-m", model, "-n", "300"]
+    argv = [*CLI, "eval", SEED, "-m", model, "-n", "300", "-t", "1"]
     for s in QUALITY_SAMPLERS:
         argv += ["-s", s]
     return Figure(f"quality-{model}", argv, table_only=False)
