@@ -20,10 +20,9 @@ from ..errors import (
     ContextOverflow, DecodeError, EntropicWarning, InvalidModelFile, ModelLoadError, UsageError,
 )
 from .backend import default_threads, ensure_backend, llama, recent_errors
-from .config import EngineConfig, Verdict, decide, flash_attn_value
-from .hardware import detect
+from .choose import choose_config
+from .config import EngineConfig, Verdict, flash_attn_value
 from .probe import check_fault, fault
-from .probe import verdict as probe_verdict
 
 DEFAULT_N_CTX = 4096
 MIN_N_CTX = 16
@@ -190,22 +189,9 @@ class Engine:
                 f"({self.n_ctx_train}): text past {self.n_ctx_train} tokens may degrade"), stacklevel=3)
 
     def _choose(self, workload, probe, **given) -> tuple[EngineConfig, Verdict]:
-        """The configuration for this machine, build and model (``config.decide``), with the
-        probe's verdict on the fast path (``probe.verdict``)."""
-        hw = detect()
-        if given.get("repack") is False:
-            verdict = Verdict(source="not needed: extra buffer types off")
-        elif not probe:
-            verdict = Verdict(source="probe not asked for")
-        else:
-            verdict = probe_verdict(self.path, hw, self.n_threads)
-        if not (verdict.multirow or verdict.onerow or verdict.plain):
-            raise ModelLoadError(
-                f"llama.cpp crashes on {self.path} on this machine, with and without its fast paths "
-                f"(a test in a child process: {verdict.detail})",
-                hint="report it with the output of 'entropic-local info --json'")
-        return decide(workload, hw.extra_bufts, verdict, n_threads=self.n_threads,
-                      n_threads_batch=self.n_threads_batch, **given), verdict
+        """The configuration for this machine, build and model (``choose.choose_config``)."""
+        return choose_config(self.path, workload, n_threads=self.n_threads,
+                             n_threads_batch=self.n_threads_batch, probe=probe, **given)
 
     def settings(self) -> dict:
         """The settings this context runs with and why (the ``engine`` block of JSON output)."""

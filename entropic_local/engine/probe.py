@@ -130,7 +130,7 @@ def verdict(model_path: str | os.PathLike, hw, n_threads: int, *, log=None) -> V
     if mode != "fresh":
         try:
             d = json.loads(cached.read_text())
-            return Verdict(**{**d, "source": f"probe (cached {d.get('source', '')})".replace(" )", ")")})
+            return Verdict(**{**d, "source": f"{d.get('source', 'probed')}, cached"})
         except (OSError, ValueError, TypeError):
             pass
     results: dict[str, bool] = {}
@@ -149,12 +149,11 @@ def verdict(model_path: str | os.PathLike, hw, n_threads: int, *, log=None) -> V
     plain = results.get("plain", True)  # not tried when a fast configuration passed
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     v = Verdict(multirow=multirow, onerow=onerow, plain=plain,
-                source=f"{stamp}, {time.perf_counter() - t0:.1f} s",
+                source=f"probed {stamp} in {time.perf_counter() - t0:.1f} s",
                 detail="; ".join(notes) + (f" (fault injected: {kind})" if kind else ""))
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cached, json.dumps(v.to_dict(), indent=1) + "\n")
     except OSError:
         pass  # a read-only cache: probe again next time
-    return Verdict(multirow=v.multirow, onerow=v.onerow, plain=v.plain, source=f"probe ({v.source})",
-                   detail=v.detail)
+    return v
