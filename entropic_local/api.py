@@ -37,10 +37,13 @@ def load(
     n_ctx: int | None = None,
     n_threads: int | None = None,
     n_threads_batch: int | None = None,
-    n_gpu_layers: int = 0,
-    n_batch: int = 512,
+    n_gpu_layers: int | str = 0,
+    n_batch: int | None = None,
+    n_ubatch: int | None = None,
     seed: int | None = None,
-    flash_attn: bool | None = None,
+    flash_attn: bool | str | None = None,
+    repack: bool | None = None,
+    workload: str = "single",
     attention: str | list[int] | None = None,
     attention_entmax: float | str | None = None,
     verbose: bool = False,
@@ -58,6 +61,13 @@ def load(
     ``1.5``, ``"adaptive"``, ``"off"``...) replaces those layers' softmax attention (all
     layers when ``attention`` is None) by α-entmax of the same scores while decoding; see
     ``engine/attention_entmax.py`` and ``model.engine.attention.entmax_stats()``.
+
+    Engine settings, in llama.cpp's words (None: chosen for this machine, see
+    ``engine/config.py`` and ``model.engine.settings()``): ``flash_attn`` (``"on"``,
+    ``"off"``, ``"auto"`` or a bool; default off), ``repack`` (the CPU backend's extra buffer
+    types, llama.cpp's ``--repack``), ``n_batch`` / ``n_ubatch`` (``-b`` / ``-ub``),
+    ``n_gpu_layers`` (a count, ``"all"`` or -1). ``workload`` (``"single"`` or ``"batch"``)
+    says what the model will mostly do, for the choice of the fastest safe path.
     """
     set_verbose(verbose)
     path = resolve_model(model, download=download)
@@ -66,6 +76,9 @@ def load(
         path,
         n_ctx=n_ctx,
         n_batch=n_batch,
+        n_ubatch=n_ubatch,
+        repack=repack,
+        workload=workload,
         n_threads=n_threads,
         n_threads_batch=n_threads_batch,
         n_gpu_layers=n_gpu_layers,
@@ -309,8 +322,11 @@ class Model:
         def gen():
             with self.hold():  # one call at a time (see hold)
                 engine = self.batch_engine(n_seq, n_cells)
-                yield from batched_generations(engine, prepared, parallel=n_seq, n_ctx_seq=self.n_ctx,
-                                               model_name=self.name)
+                settings = engine.settings()
+                for i, g in batched_generations(engine, prepared, parallel=n_seq, n_ctx_seq=self.n_ctx,
+                                                model_name=self.name):
+                    g.engine = settings
+                    yield i, g
 
         return gen()
 
@@ -368,6 +384,7 @@ class Stream:
                     yield step
         finally:
             self.generation = self.loop.generation(self.prompt, self.steps, self.seed, self.model.name)
+            self.generation.engine = self.model.engine.settings()
 
     @property
     def tail(self) -> str:

@@ -28,14 +28,24 @@ def _ours_once(model, n_tokens: int, seed: int, sampler: str = "llama") -> dict:
     t0 = time.perf_counter()
     first = last = None
     n = 0
+    ids = []
     for step in model.stream(BENCH_PROMPT, max_tokens=n_tokens, sampler=sampler, seed=seed):
         now = time.perf_counter()
         if first is None:
             first = now
         last = now
         n += 1
+        ids.append(step.token_id)
     t_end = time.perf_counter()
-    return {"tokens": n, "gen_s": (last - first) if n > 1 else float("nan"), "total_s": t_end - t0}
+    return {"tokens": n, "gen_s": (last - first) if n > 1 else float("nan"), "total_s": t_end - t0,
+            "ids": ids}
+
+
+def _raw_once(model, ids: list[int]) -> dict:
+    from ..engine.rawloop import raw_decode
+
+    r = raw_decode(model.engine, model.tokenize(BENCH_PROMPT), ids)
+    return {**r, "total_s": r["gen_s"] + r["prompt_s"]}
 
 
 def _theirs_once(llm, n_tokens: int, seed: int) -> dict:
@@ -63,38 +73,49 @@ def _tps(run: dict) -> float:
 
 
 def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None, verbose: bool, log,
-                presets: tuple[str, ...] = (), attention: str | None = None) -> dict:
-    import llama_cpp
-
+                presets: tuple[str, ...] = (), attention: str | None = None, engine_opts: dict | None = None,
+                profile: bool = False) -> dict:
     from ..api import load
+    from ..engine.llama_cpp_python import llama_cpp_llama
+    from .profile import profile_ours
 
-    model = load(name, n_ctx=1024, n_threads=n_threads, flash_attn=False, verbose=verbose, seed=0)
+    model = load(name, n_ctx=1024, n_threads=n_threads, verbose=verbose, seed=0, **(engine_opts or {}))
     threads = model.n_threads
-    llm = llama_cpp.Llama(
-        model_path=str(model.path), n_ctx=1024, n_threads=threads, n_threads_batch=threads,
-        flash_attn=False, verbose=verbose, seed=0,
-    )
-    # warm-up both (numba compilation, page cache, thread pools)
-    _ours_once(model, 8, 1)
+    # llama-cpp-python with the same (safe) configuration: extra buffer types, n_ubatch, flash attention
+    llm = llama_cpp_llama(model.path, config=model.engine.config, n_ctx=1024, verbose=verbose, seed=0)
+    # warm-up all three (numba compilation, page cache, thread pools); the raw loop feeds
+    # the tokens a real generation chose
+    ids = _ours_once(model, n_tokens, 999)["ids"] or [0]
+    ids = (ids * (n_tokens // len(ids) + 1))[:n_tokens]
     _theirs_once(llm, 8, 1)
-    ours, theirs = [], []
+    _raw_once(model, ids[:8])
+    if profile:
+        out = {"model": name, "engine": model.engine.settings(), "profile": profile_ours(model, n_tokens)}
+        del llm
+        model.close()
+        return out
+    ours, theirs, raws = [], [], []
     for r in range(rounds):
         # Both sides must generate the same number of tokens: a seed with which either side
         # meets an end-of-generation token early is skipped (up to a few tries).
         for attempt in range(6):
             seed = 1000 + 10 * r + attempt
-            pair = [("ours", _ours_once, model), ("theirs", _theirs_once, llm)]
-            if r % 2:  # alternate which side goes first so drift hits both
-                pair.reverse()
-            res = {who: fn(obj, n_tokens, seed) for who, fn, obj in pair}
+            trio = [("ours", lambda: _ours_once(model, n_tokens, seed)),
+                    ("theirs", lambda: _theirs_once(llm, n_tokens, seed)),
+                    ("raw", lambda: _raw_once(model, ids))]
+            if r % 2:  # alternate which side goes first so drift hits all
+                trio.reverse()
+            res = {who: fn() for who, fn in trio}
             if min(res["ours"]["tokens"], res["theirs"]["tokens"]) >= n_tokens or attempt == 5:
                 break
         ours.append(res["ours"])
         theirs.append(res["theirs"])
-        for who in ("ours", "theirs"):
+        raws.append(res["raw"])
+        for who in ("ours", "theirs", "raw"):
             log(f"  {name} round {r + 1}/{rounds} {who:6s}: {res[who]['tokens']} tokens, "
                 f"{_tps(res[who]):7.1f} tok/s (seed {seed})")
     ratios = [_tps(o) / _tps(t) for o, t in zip(ours, theirs)]
+    raw_ratios = [_tps(o) / _tps(w) for o, w in zip(ours, raws)]
     e2e = [(o["tokens"] / o["total_s"]) / (t["tokens"] / t["total_s"]) for o, t in zip(ours, theirs)]
     out = {
         "model": name,
@@ -103,11 +124,15 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
         "threads": threads,
         "tokens": n_tokens,
         "rounds": rounds,
+        "engine": model.engine.settings(),
         "ours_tps": statistics.median(_tps(o) for o in ours),
         "llama_cpp_python_tps": statistics.median(_tps(t) for t in theirs),
+        "raw_tps": statistics.median(_tps(w) for w in raws),
         "ratio": statistics.median(ratios),
+        "ratio_raw": statistics.median(raw_ratios),
         "ratio_end_to_end": statistics.median(e2e),
         "ratios": ratios,
+        "ratios_raw": raw_ratios,
     }
     # other presets against `llama` on our side and against create_completion, alternated;
     # with `attention`, the presets run on a second model that captures those layers (the
@@ -171,19 +196,23 @@ def thread_check(path, n_tokens: int = 48, rounds: int = 3) -> dict:
 
 
 def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, verbose=False, progress=True,
-              presets=(), attention=None) -> dict:
+              presets=(), attention=None, engine_opts=None, profile=False) -> dict:
     import llama_cpp
 
     def log(msg):
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    report = {"llama_cpp_python": llama_cpp.__version__, "models": [], "kernels": None, "threads": None}
+    report = {"llama_cpp_python": llama_cpp.__version__, "models": [], "kernels": None, "threads": None,
+              "profile": bool(profile)}
     biggest = None
     for i, name in enumerate(names):
         log(f"benchmarking {name} ...")
         res = bench_model(name, n_tokens=n_tokens, rounds=rounds, n_threads=n_threads, verbose=verbose, log=log,
-                          presets=tuple(presets), attention=attention)
+                          presets=tuple(presets), attention=attention, engine_opts=engine_opts, profile=profile)
+        if profile:
+            report["models"].append(res)
+            continue
         logits = res.pop("_logits")
         if biggest is None or logits.shape[0] > biggest[1].shape[0]:
             biggest = (name, logits)
@@ -205,13 +234,22 @@ def run_bench(names, *, n_tokens=128, rounds=3, n_threads=None, kernels=True, ve
 def format_report(report: dict) -> str:
     lines = [f"llama-cpp-python {report['llama_cpp_python']}; generation tokens/s, first to last token, "
              "median of alternated rounds"]
-    lines.append(f"{'model':<16}{'vocab':>8}{'threads':>8}{'tokens':>8}{'ours':>10}{'llama-cpp-py':>14}"
-                 f"{'ratio':>8}{'e2e ratio':>11}")
+    if report.get("profile"):
+        from .profile import format_profile
+
+        return "\n\n".join(format_profile(m) for m in report["models"])
+    lines.append(f"{'model':<16}{'vocab':>8}{'threads':>8}{'tokens':>8}{'ours':>10}{'raw loop':>10}"
+                 f"{'llama-cpp-py':>14}{'ours/raw':>10}{'ours/lcp':>10}{'e2e/lcp':>9}")
     for m in report["models"]:
         lines.append(
             f"{m['model']:<16}{m['n_vocab']:>8}{m['threads']:>8}{m['tokens']:>8}{m['ours_tps']:>10.1f}"
-            f"{m['llama_cpp_python_tps']:>14.1f}{m['ratio']:>8.2f}{m['ratio_end_to_end']:>11.2f}"
+            f"{m['raw_tps']:>10.1f}{m['llama_cpp_python_tps']:>14.1f}{m['ratio_raw']:>10.3f}{m['ratio']:>10.3f}"
+            f"{m['ratio_end_to_end']:>9.2f}"
         )
+    for m in report["models"]:
+        e = m["engine"]
+        lines.append(f"{m['model']}: repack {'on' if e['repack'] else 'off'}, -ub {e['n_ubatch']}, "
+                     f"-fa {e['flash_attn']} ({e['reason']})")
     for m in report["models"]:
         if m.get("presets"):
             att = f", presets with attention on layers '{m['presets_attention']}'" if m.get("presets_attention") else ""

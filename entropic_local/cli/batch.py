@@ -8,7 +8,7 @@ import os
 import click
 
 from ..errors import UsageError
-from .options import CONTEXT_SETTINGS, n_ctx_option, sampler_options, signals_deferred, verbose_option
+from .options import CONTEXT_SETTINGS, engine_options, n_ctx_option, sampler_options, signals_deferred, verbose_option
 
 
 @click.command("batch", context_settings=CONTEXT_SETTINGS)
@@ -20,8 +20,7 @@ from .options import CONTEXT_SETTINGS, n_ctx_option, sampler_options, signals_de
 @n_ctx_option("Context per sequence")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads (default: physical cores; with --ray: per actor, default 1).")
-@click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
-              help="Layers to offload to the GPU (-1: all).")
+@engine_options
 @sampler_options(seed="batch")
 @click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=256, show_default=True,
               help="Tokens per line unless the line sets max_tokens.")
@@ -35,7 +34,7 @@ from .options import CONTEXT_SETTINGS, n_ctx_option, sampler_options, signals_de
 @click.option("--shard-size", type=click.IntRange(min=1), default=None,
               help="With --ray: lines per shard sent to an actor (default: 2 x --parallel).")
 @verbose_option()
-def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, sampler, flags, seed,
+def batch_command(input_path, output_path, model, n_ctx, threads, engine_opts, sampler, flags, seed,
                   max_tokens, parallel, steps, use_ray, ray_actors, shard_size, verbose):
     """Generate for every line of INPUT.jsonl, appending one row per line to OUTPUT.jsonl.
 
@@ -91,7 +90,7 @@ def batch_command(input_path, output_path, model, n_ctx, threads, n_gpu_layers, 
             from ..registry import model_label, resolve_model
 
             label = model_label(model)
-            load_kwargs = {"n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "verbose": verbose}
+            load_kwargs = {"n_ctx": n_ctx, "verbose": verbose, "workload": "batch", **engine_opts}
             if use_ray:
                 from ..batch.ray_runner import run_ray
 

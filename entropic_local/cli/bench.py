@@ -8,7 +8,7 @@ import json
 import click
 
 from ..errors import UsageError
-from .options import CONTEXT_SETTINGS, verbose_option
+from .options import CONTEXT_SETTINGS, engine_options, verbose_option
 
 
 @click.command("bench", context_settings=CONTEXT_SETTINGS)
@@ -28,9 +28,18 @@ from .options import CONTEXT_SETTINGS, verbose_option
 @click.option("--batch", "batch_mode", is_flag=True,
               help="Instead: batched generation (32 prompts x 64 tokens, parallel 1/2/4/8/16) "
                    "against one prompt at a time.")
+@click.option("--profile", is_flag=True,
+              help="Instead: profile our decode loop (cProfile, own time per token by function).")
+@click.option("--numerics", is_flag=True,
+              help="Instead: flash attention off against on (perplexity, entropy and logprob error, tokens/s).")
+@click.option("--configs", is_flag=True,
+              help="Instead: the engine configurations side by side (repack on/off, -ub 1 or the batch, -fa "
+                   "off/on): prompt and generation tokens/s.")
+@engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @verbose_option()
-def bench_command(model_names, tokens, rounds, threads, kernels, presets, attention, batch_mode, as_json, verbose):
+def bench_command(model_names, tokens, rounds, threads, kernels, presets, attention, batch_mode, profile, numerics,
+                  configs, engine_opts, as_json, verbose):
     """Measure tokens/s against llama-cpp-python's create_completion, side by side.
 
     Same model, threads, settings (top-k 40, top-p 0.95, min-p 0.05, temp 0.8) and number
@@ -48,6 +57,18 @@ def bench_command(model_names, tokens, rounds, threads, kernels, presets, attent
         reports = run_batch_bench(names, rounds=rounds, n_threads=threads, progress=not as_json)
         click.echo(json.dumps(reports, indent=2) if as_json else format_batch_report(reports))
         return
+    if numerics:
+        from ..bench.numerics import format_numerics, run_numerics
+
+        report = run_numerics(names, n_threads=threads, rounds=rounds, progress=not as_json)
+        click.echo(json.dumps(report, indent=2) if as_json else format_numerics(report))
+        return
+    if configs:
+        from ..bench.configs import format_configs, run_configs
+
+        report = run_configs(names, n_threads=threads, rounds=rounds, n_tokens=tokens, progress=not as_json)
+        click.echo(json.dumps(report, indent=2) if as_json else format_configs(report))
+        return
     from ..samplers.chain import SamplerChain
 
     preset_list = [p.strip() for p in presets.split(",") if p.strip()]
@@ -55,5 +76,5 @@ def bench_command(model_names, tokens, rounds, threads, kernels, presets, attent
         SamplerChain.parse(p)  # a bad spec fails here, before any model loads
     report = run_bench(names, n_tokens=tokens, rounds=rounds, n_threads=threads,
                        kernels=kernels, verbose=verbose, progress=not as_json, presets=preset_list,
-                       attention=attention)
+                       attention=attention, engine_opts=engine_opts, profile=profile)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

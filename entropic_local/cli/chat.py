@@ -40,7 +40,7 @@ def _reply_cap(ctx, param, value):
               help="Read all of standard input as one message (instead of one message per line).")
 @click.option("--no-color", "no_color", is_flag=True, help="No colours (also: NO_COLOR set, or not a terminal).")
 @verbose_option()
-def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sampler, flags, seed, system,
+def chat_command(model_arg, model, n_ctx, threads, engine_opts, attention, sampler, flags, seed, system,
                  max_tokens, chat_template, single, no_color, verbose):
     """Chat with MODEL in the terminal, its uncertainty in colour.
 
@@ -82,7 +82,7 @@ def chat_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, samp
     # at once (bos/eos are filled in below, once the vocabulary is loaded).
     select_template(chat_template, **tmpl_ctx)
 
-    m = load(path, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, verbose=verbose, **load_kwargs)
+    m = load(path, n_ctx=n_ctx, n_threads=threads, verbose=verbose, **engine_opts, **load_kwargs)
     m.name = label
     engine = m.engine
     template, notice = model_template(engine, chat_template, tmpl_ctx)

@@ -22,7 +22,7 @@ from .options import CONTEXT_SETTINGS, model_options, read_stdin, verbose_option
                    "(default all), e.g. 1.5 or adaptive; reports the attention sparsity.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @verbose_option()
-def eval_command(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_tokens, samplers, attention_entmax,
+def eval_command(text_file, model, n_ctx, threads, engine_opts, attention, max_tokens, samplers, attention_entmax,
              as_json, verbose):
     """Score samplers on TEXT_FILE: teacher-forced ε-perplexity, sparsemax score, JS divergence.
 
@@ -48,7 +48,7 @@ def eval_command(text_file, model, n_ctx, threads, n_gpu_layers, attention, max_
             if not sep or not name or not spec:
                 raise UsageError(f"--sampler wants NAME=SPEC, got '{item}'")
             chosen[name] = spec
-    m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, attention=attention,
+    m = load(model, n_ctx=n_ctx, n_threads=threads, attention=attention, **engine_opts,
              attention_entmax=attention_entmax, verbose=verbose)
     result = evaluate_text(m, text, chosen, max_tokens=max_tokens)
     if attention_entmax is not None:  # the attention sparsity entmax achieved

@@ -26,7 +26,7 @@ from .options import (
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True), default=None,
               metavar="FILE", help="Write one JSON line per generated token (every metric, the sampler's action).")
 @verbose_option()
-def generate_command(prompt, model, n_ctx, threads, n_gpu_layers, attention, sampler, flags, seed, max_tokens, stop,
+def generate_command(prompt, model, n_ctx, threads, engine_opts, attention, sampler, flags, seed, max_tokens, stop,
              as_json, trace_path, verbose):
     """Continue PROMPT with the model, streaming the text to stdout.
 
@@ -42,7 +42,7 @@ def generate_command(prompt, model, n_ctx, threads, n_gpu_layers, attention, sam
     if trace_path is not None:
         check_writable(trace_path)
     chain = SamplerChain.from_options(sampler, **flags)
-    m = load(model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, attention=attention,
+    m = load(model, n_ctx=n_ctx, n_threads=threads, attention=attention, **engine_opts,
              verbose=verbose)
     stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop))
     out = sys.stdout

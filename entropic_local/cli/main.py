@@ -44,6 +44,7 @@ COMMANDS = {
     "chat": "entropic_local.cli.chat:chat_command",
     "eval": "entropic_local.cli.eval:eval_command",
     "generate": "entropic_local.cli.generate:generate_command",
+    "info": "entropic_local.cli.info:info_command",
     "models": "entropic_local.cli.models:models_command",
     "plot": "entropic_local.cli.plot:plot_command",
 }

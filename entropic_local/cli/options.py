@@ -16,8 +16,9 @@ import click
 
 from ..errors import Terminated, UsageError
 
-__all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "n_ctx_option",
-           "sampler_options", "sampler_help", "ATTENTION_HELP", "SEED_HELP", "clean_text", "read_stdin", "strip_final_newline", "stdin_text",
+__all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "engine_options", "n_ctx_option",
+           "sampler_options", "sampler_help", "ATTENTION_HELP", "SEED_HELP", "clean_text", "read_stdin",
+           "strip_final_newline", "stdin_text",
            "signals_deferred", "on_sigterm", "check_writable"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -82,17 +83,63 @@ ATTENTION_HELP = {
 }
 
 
+class GpuLayers(click.ParamType):
+    """``-ngl``: a number of layers, or ``all`` (also -1)."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        v = str(value).strip().lower()
+        if v in ("all", "max"):
+            return -1
+        try:
+            return int(v)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of layers or 'all'", param, ctx)
+
+
+ENGINE_KEYS = ("n_gpu_layers", "flash_attn", "repack", "n_batch", "n_ubatch")
+
+
+def engine_options(f: Callable) -> Callable:
+    """llama.cpp's own engine flags (``-ngl``, ``-fa``, ``--repack``, ``-b``, ``-ub``). The
+    command gets ``engine_opts``: the ones given, by ``load()`` keyword; the rest are chosen for
+    the machine (``entropic-local info`` shows the choice and why)."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kw: Any) -> Any:
+        given = {k: kw.pop(k) for k in ENGINE_KEYS}
+        return f(*args, engine_opts={k: v for k, v in given.items() if v is not None}, **kw)
+
+    return _apply(command, [
+        click.option("--n-gpu-layers", "-ngl", "n_gpu_layers", type=GpuLayers(), default=None,
+                     help="Layers to offload to the GPU: a number or 'all' (-1: all; default 0)."),
+        click.option("--flash-attn", "-fa", "flash_attn", type=click.Choice(["on", "off", "auto"]), default=None,
+                     help="Flash attention (default: off: exact entropy; see README, Hardware)."),
+        click.option("--repack/--no-repack", "repack", default=None,
+                     help="Weights in the CPU backend's extra buffer types (AMX, CPU_REPACK...): its fast "
+                          "kernels (default: on where the probe found them safe)."),
+        click.option("--batch-size", "-b", "n_batch", type=click.IntRange(min=1), default=None,
+                     help="Most tokens per llama_decode (default 512)."),
+        click.option("--ubatch-size", "-ub", "n_ubatch", type=click.IntRange(min=1), default=None,
+                     help="Most rows per matrix product (default: the batch size, or 1 where only "
+                          "one-row products are safe)."),
+    ])
+
+
 def model_options(f: Callable | None = None, *, attention: str = "steps") -> Callable:
-    """Options shared by every command that loads a model. ``@model_options`` or
-    ``@model_options(attention="scores")`` (what ``--attention`` does there: ``ATTENTION_HELP``)."""
+    """Options shared by every command that loads a model (``engine_options`` included).
+    ``@model_options`` or ``@model_options(attention="scores")`` (what ``--attention`` does
+    there: ``ATTENTION_HELP``)."""
     opts = [
         click.option("-m", "--model", default=None, metavar="MODEL",
                      help="A .gguf path or a name from models.txt (default: smollm2-135m)."),
         n_ctx_option(),
         click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
                      help="CPU threads (default: $ENTROPIC_LOCAL_THREADS, else the number of physical cores)."),
-        click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
-                     help="Layers to offload to the GPU (-1: all)."),
+        engine_options,
         click.option("--attention", default=None, metavar="last|all|3,7,11", help=ATTENTION_HELP[attention]),
     ]
     if f is None:

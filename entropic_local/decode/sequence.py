@@ -97,6 +97,7 @@ class Generation:
     sampler: str
     finish_reason: str  # "stop" (end of generation or a stop string), "length", "context"
     model: str = ""
+    engine: dict[str, Any] | None = None  # the engine's settings (Engine.settings): repack, n_ubatch, flash_attn...
 
     @property
     def mean_entropy(self) -> float:
@@ -113,6 +114,8 @@ class Generation:
             "token_ids": self.token_ids,
             "timings": self.timings.to_dict(),
         }
+        if self.engine is not None:
+            d["engine"] = self.engine
         if steps:
             d["steps"] = [s.to_dict() for s in self.steps]
         return d
@@ -123,8 +126,12 @@ class Generation:
     def trace(self, path: str | os.PathLike | None = None) -> str:
         """The per-step trace as JSON Lines: one object per token with every metric the
         step recorded (entropy, varentropy, logprob, attention metrics, the sampler's
-        action and effective parameters). Written to ``path`` when given; returned."""
-        text = "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in self.steps)
+        action and effective parameters; the first line also the engine's settings, ``engine``).
+        Written to ``path`` when given; returned."""
+        rows = [s.to_dict() for s in self.steps]
+        if rows and self.engine is not None:  # the settings that made these numbers, once
+            rows[0]["engine"] = self.engine
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         if path is not None:
             write_text_atomic(path, text)
         return text

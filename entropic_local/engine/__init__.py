@@ -9,6 +9,9 @@ from ..lazy import lazy_attributes
 _WHERE = {
     "Engine": ".llama_engine",
     "default_threads": ".backend", "physical_cores": ".backend", "set_verbose": ".backend",
+    "EngineConfig": ".config", "FLASH_ATTN_DEFAULT": ".config", "decide": ".config",
+    "detect": ".hardware", "choose_config": ".choose",
+    "llama_cpp_llama": ".llama_cpp_python",
 }
 
 __all__ = list(_WHERE)

@@ -9,6 +9,7 @@ tokens.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +20,9 @@ from ..errors import (
     ContextOverflow, DecodeError, EntropicWarning, InvalidModelFile, ModelLoadError, UsageError,
 )
 from .backend import default_threads, ensure_backend, llama, recent_errors
+from .choose import choose_config
+from .config import EngineConfig, Verdict, flash_attn_value
+from .probe import check_fault, fault
 
 DEFAULT_N_CTX = 4096
 MIN_N_CTX = 16
@@ -37,20 +41,25 @@ class Engine:
         path: str | os.PathLike,
         *,
         n_ctx: int | None = None,
-        n_batch: int = 512,
+        n_batch: int | None = None,
+        n_ubatch: int | None = None,
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
-        n_gpu_layers: int = 0,
-        flash_attn: bool | None = None,
+        n_gpu_layers: int | str = 0,
+        flash_attn: bool | str | None = None,
+        repack: bool | None = None,
+        workload: str = "single",
+        probe: bool = True,
         n_seq_max: int = 1,
         attention=None,
         attention_scores: bool = False,
         share_model: "Engine | None" = None,
         attention_entmax=None,
+        config: EngineConfig | None = None,
     ):
         ensure_backend()
         self.path = Path(path)
-        self._flash_attn = flash_attn
+        flash_attn = flash_attn_value(flash_attn)
         self._model = None
         # A second context on an already loaded model (batch generation): the weights are
         # shared, not loaded twice (which would double the VRAM with --n-gpu-layers).
@@ -59,13 +68,13 @@ class Engine:
         self._batch = None
         self._attn = None  # attention capture (engine/attention.py), when requested
         self._saved_attn = None
-        if (attention is not None or attention_entmax is not None) and flash_attn:
+        if (attention is not None or attention_entmax is not None) and flash_attn == "on":
             raise UsageError(
                 "attention capture needs flash attention off (flash attention fuses the softmax away)",
                 hint="drop flash_attn=True / --flash-attn, or do not request attention",
             )
-        for name, value, lo in (("n_batch", n_batch, 1), ("n_seq_max", n_seq_max, 1)):
-            if int(value) < lo:
+        for name, value, lo in (("n_batch", n_batch, 1), ("n_ubatch", n_ubatch, 1), ("n_seq_max", n_seq_max, 1)):
+            if value is not None and int(value) < lo:
                 raise UsageError(f"{name} must be at least {lo}, got {value}")
         if n_ctx is not None and (int(n_ctx) < 0 or 0 < int(n_ctx) < MIN_N_CTX):
             raise UsageError(f"n_ctx must be 0 (the model's training context) or at least {MIN_N_CTX}, "
@@ -73,12 +82,26 @@ class Engine:
         if n_threads is not None and int(n_threads) < 1:
             raise UsageError(f"n_threads must be at least 1, got {n_threads}")
 
+        self.n_threads = int(n_threads) if n_threads else default_threads()
+        self.n_threads_batch = int(n_threads_batch) if n_threads_batch else self.n_threads
+        if config is None:
+            config, self.verdict = self._choose(workload, probe, repack=repack, n_batch=n_batch,
+                                                n_ubatch=n_ubatch, flash_attn=flash_attn,
+                                                n_gpu_layers=n_gpu_layers)
+        else:  # a sibling context: the loaded weights' configuration
+            self.verdict = share_model.verdict if share_model is not None else Verdict(source="given")
+        if (attention is not None or attention_entmax is not None) and config.flash_attn != "off":
+            config = dataclasses.replace(config, flash_attn="off")
+        self.config = config
+        self._fault = fault()
+
         recent_errors()
         if share_model is not None:
             self._model = share_model._model
         else:
             mparams = llama.llama_model_default_params()
-            mparams.n_gpu_layers = int(n_gpu_layers)
+            mparams.n_gpu_layers = int(config.n_gpu_layers)
+            mparams.use_extra_bufts = bool(config.use_extra_bufts)
             self._model = llama.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             why = "; ".join(recent_errors()[-3:]) or "llama.cpp could not read it"
@@ -92,13 +115,11 @@ class Engine:
             n_ctx = min(DEFAULT_N_CTX, self.n_ctx_train) if self.n_ctx_train > 0 else DEFAULT_N_CTX
         elif int(n_ctx) == 0:  # llama.cpp's -c 0: the context the model was trained with
             n_ctx = self.n_ctx_train if self.n_ctx_train > 0 else DEFAULT_N_CTX
-        self.n_threads = int(n_threads) if n_threads else default_threads()
-        self.n_threads_batch = int(n_threads_batch) if n_threads_batch else self.n_threads
 
         cparams = llama.llama_context_default_params()
         cparams.n_ctx = int(n_ctx)
-        cparams.n_batch = int(n_batch)
-        cparams.n_ubatch = int(n_batch)
+        cparams.n_batch = int(config.n_batch)
+        cparams.n_ubatch = int(config.n_ubatch)
         cparams.n_seq_max = int(n_seq_max)
         # One cache shared by all sequences: a sequence may use any free cell, and copying a
         # sequence (branching) only tags cells instead of copying tensors.
@@ -106,10 +127,9 @@ class Engine:
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads_batch
         cparams.no_perf = True
-        if flash_attn is not None:
-            cparams.flash_attn_type = (
-                llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
-            )
+        cparams.flash_attn_type = {"on": llama.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                                   "off": llama.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+                                   "auto": llama.LLAMA_FLASH_ATTN_TYPE_AUTO}[config.flash_attn]
         # attention capture: the eval callback is installed on the context it creates
         if attention is not None or attention_entmax is not None:
             from .attention import AttentionCapture, parse_attention_layers
@@ -140,7 +160,8 @@ class Engine:
             self._attn.allocate(self.n_ctx)
         # llama.cpp may clamp the batch to the (padded) context: use what it actually took
         self.n_batch = int(llama.llama_n_batch(self._ctx))
-        self.n_gpu_layers = int(n_gpu_layers)
+        self.n_ubatch = int(llama.llama_n_ubatch(self._ctx))
+        self.n_gpu_layers = int(config.n_gpu_layers)
         self._mem = llama.llama_get_memory(self._ctx)
         self._batch = llama.llama_batch_init(self.n_batch, 0, max(1, int(n_seq_max)))
         self.tokens: list[int] = []
@@ -166,6 +187,21 @@ class Engine:
             warnings.warn(EntropicWarning(
                 f"the context ({self.n_ctx} tokens) is longer than the model was trained on "
                 f"({self.n_ctx_train}): text past {self.n_ctx_train} tokens may degrade"), stacklevel=3)
+
+    def _choose(self, workload, probe, **given) -> tuple[EngineConfig, Verdict]:
+        """The configuration for this machine, build and model (``choose.choose_config``)."""
+        return choose_config(self.path, workload, n_threads=self.n_threads,
+                             n_threads_batch=self.n_threads_batch, probe=probe, **given)
+
+    def settings(self) -> dict:
+        """The settings this context runs with and why (the ``engine`` block of JSON output)."""
+        c = self.config
+        return {
+            "repack": c.use_extra_bufts, "n_batch": self.n_batch, "n_ubatch": self.n_ubatch,
+            "flash_attn": c.flash_attn, "n_gpu_layers": c.n_gpu_layers, "n_threads": self.n_threads,
+            "n_threads_batch": self.n_threads_batch, "workload": c.workload, "reason": c.reason,
+            "probe": self.verdict.source,
+        }
 
     # ------------------------------------------------------------------ metadata
     def meta(self, key: str) -> str | None:
@@ -266,6 +302,8 @@ class Engine:
             b.seq_id[j][0] = seq
             b.logits[j] = 1 if want else 0
         b.n_tokens = len(entries)
+        if self._fault is not None:  # a simulated broken fast path (engine/probe.py)
+            check_fault(self._fault, self.config.use_extra_bufts, min(len(entries), self.n_ubatch))
         return int(llama.llama_decode(self._ctx, b))
 
     def _decode(self, tokens: list[int], start: int) -> None:
@@ -432,9 +470,10 @@ class Engine:
         """A second context on this engine's model (weights shared), with ``n_seq_max``
         sequences in one unified cache of ``n_ctx`` cells. No attention capture."""
         return Engine(
-            self.path, n_ctx=n_ctx, n_batch=self.n_batch, n_threads=self.n_threads,
-            n_threads_batch=self.n_threads_batch, n_gpu_layers=self.n_gpu_layers,
-            flash_attn=self._flash_attn, n_seq_max=n_seq_max, share_model=self,
+            self.path, n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads_batch,
+            n_seq_max=n_seq_max, share_model=self,
+            config=dataclasses.replace(self.config, n_batch=self.n_batch,
+                                       n_ubatch=min(self.config.n_ubatch, self.n_batch)),
         )
 
     # ------------------------------------------------------------------ attention

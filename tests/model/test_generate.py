@@ -240,7 +240,9 @@ def test_chain_as_llama_cpp_logits_processor(smollm2_path, smollm2):
     """A SamplerChain works inside llama-cpp-python's own create_completion."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(smollm2_path), n_ctx=512, verbose=False, seed=0)
+    from entropic_local.engine import llama_cpp_llama
+
+    llm = llama_cpp_llama(smollm2_path, n_ctx=512, verbose=False, seed=0)
     chain = el.SamplerChain.parse("top_k=1")
     out = llm.create_completion(PROMPT, max_tokens=8, temperature=0.8,
                                 logits_processor=llama_cpp.LogitsProcessorList([chain]))
