@@ -108,10 +108,14 @@ class AdaptiveP(Seeded, Stage):
         self._pending = int(cands.ids[i])
         self._pending_p = float(self._orig[i])
 
+    def observe(self, p: float) -> None:
+        """Move the average for a chosen token of original probability ``p``."""
+        self.weighted_sum = p + self.decay * self.weighted_sum
+        self.total_weight = 1.0 + self.decay * self.total_weight
+
     def accept(self, token: int) -> None:
         if self._pending >= 0 and int(token) == self._pending:
-            self.weighted_sum = self._pending_p + self.decay * self.weighted_sum
-            self.total_weight = 1.0 + self.decay * self.total_weight
+            self.observe(self._pending_p)
         self._pending = -1
 
     def info(self) -> dict[str, Any]:
