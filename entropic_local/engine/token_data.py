@@ -40,6 +40,13 @@ class TokenDataArray:
         self.arr.selected = -1
         self.arr.sorted = bool(is_sorted)
 
+    def load_prepared(self, n: int) -> None:
+        """Use ``buf[:n]`` as filled by the caller (ids and logits written in place)."""
+        self.arr.data = ctypes.cast(self._base, llama.llama_token_data_p)
+        self.arr.size = int(n)
+        self.arr.selected = -1
+        self.arr.sorted = False
+
     def apply(self, sampler) -> None:
         llama.llama_sampler_apply(sampler, ctypes.byref(self.arr))
 
