@@ -17,7 +17,11 @@ converter (``llama_cpp.llama_grammar.json_schema_to_gbnf``, a port of llama.cpp'
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -62,6 +66,28 @@ def json_object_grammar() -> str:
     return JSON_OBJECT_GRAMMAR
 
 
+@contextlib.contextmanager
+def _captured_stderr():
+    """Capture what C code writes to file descriptor 2 inside the block (llama.cpp's grammar
+    parser reports with ``fprintf(stderr)``); yields a function returning its lines."""
+    out: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr: nothing to capture
+        yield lambda: out
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.extend(tmp.read().decode("utf-8", "replace").splitlines())
+
+
 class Grammar:
     """One grammar state over ``engine``'s vocabulary (see the module doc)."""
 
@@ -74,12 +100,16 @@ class Grammar:
             if not isinstance(text, str) or not text.strip():
                 raise GrammarError("empty grammar")
             recent_errors()
-            ptr = llama.llama_sampler_init_grammar(engine._vocab, text.encode("utf-8"),
-                                                   root.encode("utf-8"))
-            errs = recent_errors()
+            with _captured_stderr() as said:
+                ptr = llama.llama_sampler_init_grammar(engine._vocab, text.encode("utf-8"),
+                                                       root.encode("utf-8"))
+            errs = [e for e in recent_errors() if e]
             if not ptr:
-                detail = "; ".join(e for e in errs if e)[:300] or "llama.cpp refused it"
-                raise GrammarError(f"the grammar does not parse: {detail}")
+                # llama.cpp's parser prints its reason to stderr itself; its logger adds more
+                lines = [ln.strip() for ln in said() if "error" in ln.lower()] + errs
+                detail = lines[0] if lines else "llama.cpp refused it"
+                detail = detail.removeprefix("parse: ").removeprefix("error parsing grammar: ")
+                raise GrammarError(f"the grammar does not parse: {detail[:300]}")
             _ptr = ptr
         self._ptr = _ptr
         self._one = TokenDataArray(1)
