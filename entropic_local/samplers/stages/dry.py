@@ -164,6 +164,14 @@ class DRY(Stage):
         self._bound_to = key
         return self
 
+    def bind_tokens(self, sequences, n_vocab: int) -> "DRY":
+        """Use breakers given as token sequences (head token first) instead of resolving
+        the text ``breakers`` through a tokenizer (llama.cpp's ``llama_sampler_init_dry_testing``)."""
+        pairs = [(int(q[0]), tuple(int(t) for t in q[1:])) for q in sequences if len(q)]
+        self._tables = _tables(pairs, int(n_vocab))
+        self._bound_to = ("tokens", tuple(pairs))
+        return self
+
     # -- history ------------------------------------------------------------------------------
     @property
     def window(self) -> tuple[int, ...]:
