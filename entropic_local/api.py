@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .decode.batched import BatchRequest, Prepared, batched_generations, cache_size
+from .decode.constrained import Constraint
 from .decode.sequence import Generation, Step
 from .decode.single import DecodeLoop
 from .engine import Engine, set_verbose
@@ -158,6 +159,25 @@ class Model:
                 self._owner = None
 
     # -------------------------------------------------------------- generation
+    def constraint(self, grammar: str | None = None, json_schema=None) -> Constraint | None:
+        """The grammar constraint of one generation: ``grammar`` (GBNF text) or
+        ``json_schema`` (a dict or its JSON text; ``"json_object"``: any JSON object), parsed
+        by llama.cpp's grammar engine; None when neither is given. Raises ``GrammarError``
+        for a grammar that does not parse, a schema the converter cannot handle, or a
+        grammar no token can begin."""
+        if grammar is None and json_schema is None:
+            return None
+        if grammar is not None and json_schema is not None:
+            raise UsageError("give a grammar or a JSON schema, not both")
+        from .engine.grammar import Grammar, json_object_grammar, json_schema_grammar
+
+        if json_schema is not None:
+            grammar = json_object_grammar() if json_schema == "json_object" else json_schema_grammar(json_schema)
+        self._check_open()
+        c = Constraint(Grammar(self.engine, grammar), self.engine.is_eog)
+        c.check_start(self.n_vocab)
+        return c
+
     def _prepare(self, prompt, max_tokens, sampler, seed):
         self._check_open()
         if isinstance(prompt, str):
@@ -202,18 +222,24 @@ class Model:
         sampler: str | SamplerChain | None = None,
         seed: int | None = None,
         stop: list[str] | str | None = None,
+        grammar: str | None = None,
+        json_schema=None,
     ) -> "Stream":
         """Generate lazily: iterate to get ``Step`` records as tokens are made.
 
         ``prompt`` is text (tokenised with the model's BOS and with special tokens parsed,
-        as llama.cpp does) or a list of token ids used as they are.
+        as llama.cpp does) or a list of token ids used as they are. ``grammar`` (GBNF) or
+        ``json_schema`` constrains the text (see ``constraint``; per-step costs in each
+        Step's ``grammar_*`` fields, a summary in ``Generation.constraint``).
 
         The returned ``Stream`` has ``.generation`` once iteration has ended.
         """
         if isinstance(stop, str):
             stop = [stop]
+        constraint = self.constraint(grammar, json_schema)
         chain, seed, tokens = self._prepare(prompt, max_tokens, sampler, seed)
-        loop = DecodeLoop(self.engine, self._cands, chain, tokens, max_tokens=int(max_tokens), stop=stop)
+        loop = DecodeLoop(self.engine, self._cands, chain, tokens, max_tokens=int(max_tokens), stop=stop,
+                          constraint=constraint)
         text = prompt if isinstance(prompt, str) else self.engine.detokenize(tokens)
         return Stream(self, loop, text, seed, chain)
 
@@ -225,9 +251,12 @@ class Model:
         sampler: str | SamplerChain | None = None,
         seed: int | None = None,
         stop: list[str] | str | None = None,
+        grammar: str | None = None,
+        json_schema=None,
     ) -> Generation:
         """Generate a completion of ``prompt``; see ``Generation`` for what comes back."""
-        s = self.stream(prompt, max_tokens=max_tokens, sampler=sampler, seed=seed, stop=stop)
+        s = self.stream(prompt, max_tokens=max_tokens, sampler=sampler, seed=seed, stop=stop,
+                        grammar=grammar, json_schema=json_schema)
         for _ in s:
             pass
         assert s.generation is not None
@@ -236,7 +265,8 @@ class Model:
     # -------------------------------------------------------------- batches
     def prepare(self, request, index: int = 0, *, max_tokens: int = 256,
                 sampler: str | SamplerChain | None = None, seed: int | None = None,
-                stop: list[str] | str | None = None) -> Prepared:
+                stop: list[str] | str | None = None, grammar: str | None = None,
+                json_schema=None) -> Prepared:
         """Check and tokenise one batch request (a prompt or a ``BatchRequest``; its own
         settings win over the keyword defaults). Raises the typed error of a bad request
         (``UsageError``, ``InvalidSamplerSpec``, ``ContextOverflow``) before anything runs."""
@@ -248,10 +278,13 @@ class Model:
         st = r.stop if r.stop is not None else stop
         if isinstance(st, str):
             st = [st]
+        if r.grammar is not None or r.json_schema is not None:
+            grammar, json_schema = r.grammar, r.json_schema
+        constraint = self.constraint(grammar, json_schema)
         chain, sd, tokens = self._prepare(r.prompt, mt, smp, r.seed if r.seed is not None else seed)
         self.engine.check_fits(tokens)
         text = r.prompt if isinstance(r.prompt, str) else self.engine.detokenize(tokens)
-        return Prepared(index, text, tokens, chain, sd, int(mt), st)
+        return Prepared(index, text, tokens, chain, sd, int(mt), st, constraint)
 
     def iter_batch(
         self,
@@ -262,6 +295,8 @@ class Model:
         seeds: list[int | None] | None = None,
         stop: list[str] | str | None = None,
         parallel: int = 8,
+        grammar: str | None = None,
+        json_schema=None,
     ) -> Iterator[tuple[int, Generation]]:
         """Generate for many prompts at once; yields ``(index, Generation)`` as each one
         finishes (continuous batching: ``parallel`` sequences decoded together, see
@@ -269,7 +304,7 @@ class Model:
         ``BatchRequest`` objects (per-prompt settings); ``seeds[i]`` seeds prompt i (else
         the model's seed, else a random one, reported in ``Generation.seed``). Every
         request is checked before anything runs."""
-        prepared = self._prepare_all(prompts, sampler, max_tokens, seeds, stop)
+        prepared = self._prepare_all(prompts, sampler, max_tokens, seeds, stop, grammar, json_schema)
         return self.run_prepared(prepared, parallel)
 
     def generate_batch(
@@ -281,20 +316,25 @@ class Model:
         seeds: list[int | None] | None = None,
         stop: list[str] | str | None = None,
         parallel: int = 8,
+        grammar: str | None = None,
+        json_schema=None,
     ) -> list[Generation]:
         """``iter_batch``, collected: the generations in input order."""
         out: list[Generation | None] = [None] * len(prompts)
         for i, g in self.iter_batch(prompts, sampler=sampler, max_tokens=max_tokens, seeds=seeds,
-                                    stop=stop, parallel=parallel):
+                                    stop=stop, parallel=parallel, grammar=grammar,
+                                    json_schema=json_schema):
             out[i] = g
         return out  # type: ignore[return-value]
 
-    def _prepare_all(self, prompts, sampler, max_tokens, seeds, stop) -> list[Prepared]:
+    def _prepare_all(self, prompts, sampler, max_tokens, seeds, stop, grammar=None,
+                     json_schema=None) -> list[Prepared]:
         prompts = list(prompts)
         if seeds is not None and len(seeds) != len(prompts):
             raise UsageError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         return [self.prepare(p, i, max_tokens=max_tokens, sampler=sampler,
-                             seed=None if seeds is None else seeds[i], stop=stop)
+                             seed=None if seeds is None else seeds[i], stop=stop,
+                             grammar=grammar, json_schema=json_schema)
                 for i, p in enumerate(prompts)]
 
     def batch_engine(self, parallel: int, n_cells: int) -> Engine:

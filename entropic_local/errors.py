@@ -90,6 +90,14 @@ class UnsafeTemplateError(ChatTemplateError):
     """A template that reaches for Python internals or files: blocked, never run."""
 
 
+class GrammarError(UsageError):
+    """A constraint that cannot be used: a GBNF grammar llama.cpp does not parse, a JSON
+    schema the converter cannot handle, or a grammar that no token can continue (a dead
+    end)."""
+
+    exit_code = 9
+
+
 class EntropicWarning(UserWarning):
     """Something works but not as asked or not as well as it could (a context rounded up by
     llama.cpp, a context past the model's training length). The CLI prints each as one

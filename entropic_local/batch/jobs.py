@@ -14,7 +14,11 @@ spec, an entropic-local extension) and the request field of every sampling flag 
 declare, as llama-server names them (``temperature``, ``top_p``, ``top_k``, ``min_p``,
 ``typical_p``, ``top_n_sigma``, ``repeat_penalty``, ``frequency_penalty``,
 ``presence_penalty``, ``repeat_last_n``, ``dynatemp_range``, ``dynatemp_exponent``);
-``model``, ``n``\\ =1 and OpenAI fields with no meaning here are ignored.
+``model``, ``n``\\ =1 and OpenAI fields with no meaning here are ignored. Structured output
+(``constraint_setting``): ``grammar`` (GBNF text) or ``json_schema`` (a schema object), as
+llama-server names them, or OpenAI's ``response_format``: ``{"type": "json_object"}`` (any
+JSON object), ``{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}``,
+``{"type": "text"}`` (none).
 
 A line that cannot be used (bad JSON, not an object, no prompt, a bad setting) becomes an
 error row in the output and the run goes on; its ``custom_id`` is the line's own when it has
@@ -89,6 +93,7 @@ def _settings(src: dict[str, Any], where: str) -> dict[str, Any]:
         v = src.get(f.request_field)
         if v is not None:
             out[f.request_field] = check_flag_value(f, v, where)
+    out.update(constraint_setting(src, where))
     for k in SETTING_KEYS:
         if k not in src or src[k] is None:
             continue
@@ -110,6 +115,43 @@ def _settings(src: dict[str, Any], where: str) -> dict[str, Any]:
                 raise ValueError(f"{where}sampler must be a chain spec string")
         out["max_tokens" if k == "max_completion_tokens" else k] = v
     return out
+
+
+def constraint_setting(src: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """``{"grammar": GBNF}`` or ``{"json_schema": schema or "json_object"}`` from a request's
+    ``grammar``, ``json_schema`` or ``response_format`` (at most one); ``{}`` for none."""
+    found: dict[str, Any] = {}
+    g = src.get("grammar")
+    if g is not None:
+        if not isinstance(g, str) or not g.strip():
+            raise ValueError(f"{where}grammar must be a non-empty GBNF string")
+        found["grammar"] = g
+    js = src.get("json_schema")
+    if js is not None:
+        if not isinstance(js, dict):
+            raise ValueError(f"{where}json_schema must be an object")
+        found["json_schema"] = js
+    rf = src.get("response_format")
+    if rf is not None:
+        if not isinstance(rf, dict) or not isinstance(rf.get("type"), str):
+            raise ValueError(f"{where}response_format must be an object with a type")
+        kind = rf["type"]
+        if kind == "json_object":
+            schema = rf.get("schema")  # llama-server also takes a schema here
+            found["json_schema"] = schema if isinstance(schema, dict) else "json_object"
+        elif kind == "json_schema":
+            spec = rf.get("json_schema")
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            if not isinstance(schema, dict):
+                raise ValueError(f"{where}response_format.json_schema.schema must be an object")
+            found["json_schema"] = schema
+        elif kind != "text":
+            raise ValueError(f"{where}response_format.type {kind!r} is not supported "
+                             "(text, json_object, json_schema)")
+    given = [k for k in ("grammar", "json_schema", "response_format") if src.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"{where}{' and '.join(given)} both constrain the output: give one")
+    return found
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:

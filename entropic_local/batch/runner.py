@@ -72,7 +72,8 @@ def prepare_job(model, job: Job, defaults: Defaults, renderer_factory) -> Prepar
     else:
         prompt = job.prompt
     req = BatchRequest(prompt, max_tokens=st.get("max_tokens", defaults.max_tokens), sampler=chain,
-                       seed=seed, stop=stop or None)
+                       seed=seed, stop=stop or None, grammar=st.get("grammar"),
+                       json_schema=st.get("json_schema"))
     return model.prepare(req)
 
 

@@ -27,6 +27,9 @@ PROB_LEVELS: tuple[tuple[float, str | None], ...] = (
     (0.7, None), (0.3, "yellow"), (0.1, "red"), (0.0, "magenta"))
 
 
+FORCED_COLOUR = "blue"  # a token a grammar forced (the only one it allowed)
+
+
 def entropy_colour(entropy: float) -> str | None:
     for bound, colour in ENTROPY_LEVELS:
         if entropy < bound:
@@ -194,6 +197,8 @@ class Printer:
         colour = None
         if step is not None and self.color and mode != "off" and text.strip():
             colour = entropy_colour(step.entropy) if mode == "entropy" else prob_colour(step.logprob)
+            if step.info and step.info.get("grammar_forced"):
+                colour = FORCED_COLOUR  # the grammar left no choice
         style = (lambda t: click.style(t, fg=colour)) if colour else (lambda t: t)
         if self._wrap is not None:
             self.write(self._wrap.feed(marker) + self._wrap.feed(text, style) if marker else
@@ -213,6 +218,8 @@ def legend(p: Printer) -> list[str]:
     return [
         f"Colours, /color entropy (the model's entropy in nats): {ent}",
         f"Colours, /color logprob (probability of the chosen token): {prob}",
+        "  " + p.style("forced", fg=FORCED_COLOUR)
+        + ": a token the grammar or JSON schema forced (it allowed no other)",
         "  " + p.style("‹clarify›", fg="cyan", bold=True)
         + " marks a step where an adaptive sampler (entropix) acted: clarify, explore, resample, fork...",
     ]

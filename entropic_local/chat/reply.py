@@ -74,7 +74,9 @@ class Reply:
         max_tokens = room if session.max_tokens is None else min(session.max_tokens, room)
         self._room_bound = max_tokens == room  # a reply cut there ran out of context
         self.stream = session.model.stream(tokens, max_tokens=max(1, max_tokens), sampler=session.chain,
-                                           seed=seed, stop=session.text_stops or None)
+                                           seed=seed, stop=session.text_stops or None,
+                                           grammar=getattr(session, "grammar", None),
+                                           json_schema=getattr(session, "json_schema", None))
         self.steps: list[Any] = []
         self._times: list[float] = []  # when each step arrived
         self.interrupted = False

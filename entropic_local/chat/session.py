@@ -42,7 +42,8 @@ DEFAULT_RESERVE = 512
 # /set NAME also takes every sampling flag the stages declare (``samplers.registry.find_flag``:
 # its key, request field, command-line name or an alias)
 PARAM_ALIASES = {"num_predict": "max_tokens", "n_predict": "max_tokens"}
-SESSION_PARAMS = ("sampler", "system", "seed", "max_tokens", "template")
+SESSION_PARAMS = ("sampler", "system", "seed", "max_tokens", "template", "grammar", "grammar_file",
+                  "json_schema")
 
 
 def _norm(name: str) -> str:
@@ -76,6 +77,8 @@ class ChatSession:
         self.seed = seed
         self.max_tokens = max_tokens
         self.color = color
+        self.grammar: str | None = None    # GBNF text constraining the replies (/set grammar)
+        self.json_schema: Any = None       # or a JSON schema (/set json_schema)
         self.turns: list[dict[str, Any]] = []
         self.context_start = 0
         self.last_steps: list[Any] = []
@@ -262,6 +265,8 @@ class ChatSession:
                 raise UsageError("/set template needs a built-in name or a file")
             notice = self.switch_template(value)
             return f"chat template = {self.template.name}" + (f" ({notice})" if notice else "")
+        if key in ("grammar", "grammar_file", "json_schema"):
+            return self._set_constraint(key, value)
         flag = find_flag(key)
         if flag is not None:
             self.chain = self.chain.with_params(**{flag.key: flag.parse(value)})
@@ -272,6 +277,24 @@ class ChatSession:
         raise UsageError(
             f"unknown parameter {name!r}" + (f" (did you mean '{close[0]}'?)" if close else ""),
             hint="settable: " + ", ".join(settable_names()) + ", or STAGE.PARAM (e.g. top_p.min_keep)")
+
+    def _set_constraint(self, key: str, value: str) -> str:
+        """``/set grammar GBNF|none``, ``/set grammar_file FILE``, ``/set json_schema
+        JSON|FILE|json_object|none``: checked by parsing it now (the session is unchanged
+        when it does not parse)."""
+        from ..engine.grammar_input import parse_json_schema, read_constraint
+
+        if value.lower() in ("", "none", "off"):
+            self.grammar = self.json_schema = None
+            return "replies are unconstrained"
+        if key == "json_schema":
+            grammar, schema = None, "json_object" if value == "json_object" else parse_json_schema(value)
+        else:
+            grammar, schema = read_constraint(_unquote(value) if key == "grammar" else None,
+                                              value if key == "grammar_file" else None, None)
+        self.model.constraint(grammar, schema)  # parses it (GrammarError when it does not)
+        self.grammar, self.json_schema = grammar, schema
+        return "replies follow " + ("the grammar" if grammar is not None else "the JSON schema")
 
     def _set_stage_param(self, key: str, value: str) -> str:
         stage_name, _, param = key.partition(".")

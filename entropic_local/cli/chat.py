@@ -9,6 +9,7 @@ import click
 
 from ..chat.reply import DEFAULT_REPLY_TOKENS
 from ..errors import UsageError
+from .constraint import constraint_options
 from .options import CONTEXT_SETTINGS, clean_text, model_options, sampler_options, stdin_text, verbose_option
 
 
@@ -30,6 +31,7 @@ def _reply_cap(ctx, param, value):
 @click.argument("model_arg", metavar="[MODEL]", required=False)
 @model_options
 @sampler_options(seed="chat")
+@constraint_options
 @click.option("--system", metavar="TEXT", default=None, help="System prompt (change it later with /set system).")
 @click.option("-n", "--max-tokens", type=int, default=DEFAULT_REPLY_TOKENS, show_default=True,
               callback=_reply_cap, help="Most tokens per reply; -1: until the end of the turn or of the context.")
@@ -41,7 +43,7 @@ def _reply_cap(ctx, param, value):
 @click.option("--no-color", "no_color", is_flag=True, help="No colours (also: NO_COLOR set, or not a terminal).")
 @verbose_option()
 def chat_command(model_arg, model, n_ctx, threads, engine_opts, attention, sampler, flags, seed, system,
-                 max_tokens, chat_template, single, no_color, verbose):
+                 max_tokens, chat_template, single, no_color, verbose, grammar=None, json_schema=None):
     """Chat with MODEL in the terminal, its uncertainty in colour.
 
     MODEL is a .gguf path or a name from models.txt (default: smollm2-135m); -m works too.
@@ -92,6 +94,9 @@ def chat_command(model_arg, model, n_ctx, threads, engine_opts, attention, sampl
     system = clean_text(system) if system is not None else None
     session = ChatSession(m, template, chain, system=system, seed=seed, max_tokens=max_tokens,
                           color="entropy" if color else "off", template_context=tmpl_ctx)
+    if grammar is not None or json_schema is not None:
+        m.constraint(grammar, json_schema)  # refused up front when it does not parse
+        session.grammar, session.json_schema = grammar, json_schema
     printer = Printer(sys.stdout, sys.stderr, color=color, interactive=interactive, verbose=verbose)
 
     def model_info() -> list[str]:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import UsageError
+from .constraint import constraint_options
 from .options import (
     CONTEXT_SETTINGS, check_writable, clean_text, model_options, read_stdin, sampler_options,
     signals_deferred, strip_final_newline, verbose_option,
@@ -18,6 +19,7 @@ from .options import (
 @click.argument("prompt")
 @model_options
 @sampler_options
+@constraint_options
 @click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=256, show_default=True,
               help="Most tokens to generate.")
 @click.option("--stop", multiple=True, metavar="TEXT", help="Stop before this text (repeatable).")
@@ -27,7 +29,7 @@ from .options import (
               metavar="FILE", help="Write one JSON line per generated token (every metric, the sampler's action).")
 @verbose_option()
 def generate_command(prompt, model, n_ctx, threads, engine_opts, attention, sampler, flags, seed, max_tokens, stop,
-             as_json, trace_path, verbose):
+             as_json, trace_path, verbose, grammar=None, json_schema=None):
     """Continue PROMPT with the model, streaming the text to stdout.
 
     PROMPT '-' reads the prompt from standard input (one final newline is dropped, as a
@@ -44,7 +46,8 @@ def generate_command(prompt, model, n_ctx, threads, engine_opts, attention, samp
     chain = SamplerChain.from_options(sampler, **flags)
     m = load(model, n_ctx=n_ctx, n_threads=threads, attention=attention, **engine_opts,
              verbose=verbose)
-    stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop))
+    stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop),
+                      grammar=grammar, json_schema=json_schema)
     out = sys.stdout
     interrupted = 0  # the exit status after Ctrl-C (130) or SIGTERM (143)
     shown = 0  # steps whose text is on stdout

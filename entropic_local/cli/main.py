@@ -32,6 +32,7 @@ EXIT_CODES = {
     6: "prompt does not fit in the context",
     7: "llama.cpp failed to load or decode",
     8: "attention cannot be captured with this model or backend",
+    9: "unusable grammar or JSON schema (does not parse, cannot be converted, dead end)",
     70: "internal error (a bug: please report it with --verbose output)",
     130: "interrupted (Ctrl-C); output so far was written",
     143: "terminated (SIGTERM); output so far was written",

@@ -176,15 +176,26 @@ def sampler_options(f: Callable | None = None, *, seed: str = "generate") -> Cal
 
     @functools.wraps(f)
     def command(*args: Any, **kw: Any) -> Any:
-        given = {fl.key: kw.pop(fl.key) for fl in table}
+        given = {fl.key: _flag_value(fl, kw.pop(fl.key)) for fl in table}
         return f(*args, flags={k: v for k, v in given.items() if v is not None}, **kw)
 
     return _apply(command, [
         click.option("-s", "--sampler", default="llama", show_default=True, metavar="SPEC",
                      help=sampler_help()),
-        *(click.option(fl.cli, fl.key, type=fl.kind, default=None, help=fl.help) for fl in table),
+        *(click.option(fl.cli, fl.key, type=fl.kind, default=None, multiple=fl.multiple,
+                       help=fl.help) for fl in table),
         click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP[seed]),
     ])
+
+
+def _flag_value(flag: Any, value: Any) -> Any:
+    """A repeatable text flag's values as a tuple (``none`` alone: the empty tuple; not
+    given: None); other flags as click parsed them."""
+    if not flag.multiple:
+        return value
+    if not value:
+        return None
+    return () if tuple(value) == ("none",) else tuple(value)
 
 
 def clean_text(s: str) -> str:

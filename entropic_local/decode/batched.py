@@ -51,6 +51,8 @@ class BatchRequest:
     sampler: str | SamplerChain | None = None
     seed: int | None = None
     stop: list[str] | str | None = None
+    grammar: str | None = None           # GBNF text
+    json_schema: Any = None              # a JSON schema (dict or JSON text)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Prepared:
     seed: int
     max_tokens: int
     stop: list[str] | None
+    constraint: Any = None     # the request's grammar (decode/constrained.py), or None
 
 
 @dataclass
@@ -115,7 +118,8 @@ def batched_generations(engine: Any, requests: Iterable[Prepared], *, parallel: 
                     raise ContextOverflow(f"request {r.index} needs {need} cells, the batch cache has {capacity}")
                 waiting.popleft()
                 seq = free.pop()
-                state = SequenceState(engine, r.chain, r.tokens, max_tokens=r.max_tokens, stop=r.stop)
+                state = SequenceState(engine, r.chain, r.tokens, max_tokens=r.max_tokens, stop=r.stop,
+                                      constraint=r.constraint)
                 state.timings.prompt_eval_tokens = len(r.tokens)
                 live[seq] = _Live(r, seq, need, state, t_admit=time.perf_counter())
                 reserved += need

@@ -98,6 +98,7 @@ class Generation:
     finish_reason: str  # "stop" (end of generation or a stop string), "length", "context"
     model: str = ""
     engine: dict[str, Any] | None = None  # the engine's settings (Engine.settings): repack, n_ubatch, flash_attn...
+    constraint: dict[str, Any] | None = None  # a grammar's summary (decode/constrained.py)
 
     @property
     def mean_entropy(self) -> float:
@@ -116,6 +117,8 @@ class Generation:
         }
         if self.engine is not None:
             d["engine"] = self.engine
+        if self.constraint is not None:
+            d["constraint"] = self.constraint
         if steps:
             d["steps"] = [s.to_dict() for s in self.steps]
         return d
@@ -148,9 +151,10 @@ class SequenceState:
     """
 
     def __init__(self, engine: Any, chain: SamplerChain, prompt_tokens: list[int], *,
-                 max_tokens: int, stop: list[str] | None = None):
+                 max_tokens: int, stop: list[str] | None = None, constraint: Any = None):
         self.engine = engine
         self.chain = chain
+        self.constraint = constraint  # a grammar (decode/constrained.py), or None
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
         self.stop = StopMatcher(stop)
@@ -190,9 +194,16 @@ class SequenceState:
             )
         chain.apply(cands)
         tok = cands.selected_token
+        constraint = self.constraint
+        if constraint is not None:
+            tok = constraint.choose(cands, raw, stats, chain)
+            if tok is None:  # the grammar is complete: nothing but end of generation is left
+                self.finish_reason = "stop"
+                self.done = True
+                return None
         n_kept = cands.n
         logprob = float(raw[tok]) - stats[1]
-        fork = cands.fork if branch is not None else None
+        fork = cands.fork if branch is not None and constraint is None else None
         if fork is not None:
             # read the candidates' logprobs now: the roll-out reuses the logits buffer
             lps = [float(raw[t]) - stats[1] for t in fork.tokens]
@@ -201,6 +212,8 @@ class SequenceState:
             self.timings.branch_tokens += res.n_tokens
             self.timings.branch_ms += res.ms
         chain.accept(tok)
+        if constraint is not None:
+            constraint.accept(tok)
         if engine.is_eog(tok):
             self.finish_reason = "stop"
             self.done = True
@@ -224,6 +237,8 @@ class SequenceState:
         )
         if fork is not None:
             step.info.update(res.info())
+        if constraint is not None:
+            step.info.update(constraint.info())
         if m is not None:
             step.info.update(
                 attn_entropy=m.attn_entropy, attn_varentropy=m.attn_varentropy,
@@ -244,6 +259,7 @@ class SequenceState:
             prompt=prompt, text=self.text, token_ids=list(self.token_ids), steps=steps,
             timings=self.timings, seed=seed, sampler=str(self.chain), finish_reason=self.finish_reason,
             model=model,
+            constraint=self.constraint.summary() if self.constraint is not None else None,
         )
 
     def finish(self) -> None:

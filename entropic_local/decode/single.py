@@ -25,8 +25,10 @@ class DecodeLoop(SequenceState):
     ``token_ids`` and ``timings`` are final."""
 
     def __init__(self, engine: Any, cands: Candidates, chain: SamplerChain,
-                 prompt_tokens: list[int], *, max_tokens: int, stop: list[str] | None = None):
-        super().__init__(engine, chain, prompt_tokens, max_tokens=max_tokens, stop=stop)
+                 prompt_tokens: list[int], *, max_tokens: int, stop: list[str] | None = None,
+                 constraint=None):
+        super().__init__(engine, chain, prompt_tokens, max_tokens=max_tokens, stop=stop,
+                         constraint=constraint)
         self.cands = cands
 
     def __iter__(self) -> Iterator[Step]:

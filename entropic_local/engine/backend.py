@@ -26,12 +26,12 @@ _initialised = False
 
 @llama.llama_log_callback
 def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    # level: 1 info, 2 warn, 3 error, 4 debug, 5 continuation
+    # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
     try:
         msg = text.decode("utf-8", errors="replace")
     except Exception:  # never raise into C
         return
-    if level == 3:
+    if level in (3, 4):  # warnings and errors
         _recent_errors.append(msg.strip())
     if _verbose:
         sys.stderr.write(msg)

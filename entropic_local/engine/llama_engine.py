@@ -268,6 +268,27 @@ class Engine:
         raw = llama.llama_vocab_get_text(self._vocab, int(token))
         return raw.decode("utf-8", errors="replace") if raw else ""
 
+    def token_texts(self) -> list[bytes]:
+        """Every token's bytes as llama.cpp's detokenizer renders the token alone, special
+        tokens as text (``llama_detokenize(..., remove_special=False, unparse_special=True)``,
+        what DRY matches its sequence breakers against); computed once."""
+        texts = getattr(self, "_token_texts", None)
+        if texts is None:
+            buf = ctypes.create_string_buffer(512)
+            one = (llama.llama_token * 1)()
+            texts = []
+            for t in range(self.n_vocab):
+                one[0] = t
+                n = llama.llama_detokenize(self._vocab, one, 1, buf, len(buf), False, True)
+                if n < 0:
+                    big = ctypes.create_string_buffer(-n)
+                    n = llama.llama_detokenize(self._vocab, one, 1, big, len(big), False, True)
+                    texts.append(big.raw[:n])
+                else:
+                    texts.append(buf.raw[:n])
+            self._token_texts = texts
+        return texts
+
     def detokenize(self, tokens: list[int]) -> str:
         return b"".join(self.piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
 

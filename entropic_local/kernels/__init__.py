@@ -25,6 +25,12 @@ Temperature (``temperature``)
 Penalties and bias (``penalties``, ``bias``)
     apply_penalties(ids, logits, n, identity, counts, seen, n_seen, repeat, frequency, presence)
     apply_logit_bias(ids, logits, n, identity, bias_ids, bias_values)
+DRY, XTC, mirostat, adaptive-p (``dry``, ``xtc``, ``mirostat``, ``adaptive_p``)
+    dry_penalties(ids, logits, n, identity, hist, m, mult, base, allowed, head_ptr, tail_ptr,
+                  tails, single, best) -> penalised count
+    xtc(ids, logits, n, threshold, min_keep) -> (n, removed)
+    mirostat_v1_k(logits, n, mu, m, n_vocab) -> (k, s);  mirostat_v2_cut(ids, logits, n, mu) -> n
+    adaptive_p_transform(logits, n, target, orig) -> None
 α-entmax (``alpha_entmax``; Peters, Niculae, Martins 2019)
     entmax(z, alpha, temperature, out) -> support size     α=1 softmax, 1.5 exact, 2 sparsemax
     sparsemax(z, temperature, out) -> k;  entmax15(z, temperature, out) -> k
@@ -51,6 +57,8 @@ _WHERE = {
     "scale_temperature": ".temperature", "dynamic_temperature": ".temperature",
     "apply_penalties": ".penalties",
     "apply_logit_bias": ".bias",
+    "dry_penalties": ".dry", "xtc": ".xtc", "mirostat_v1_k": ".mirostat",
+    "mirostat_v2_cut": ".mirostat", "adaptive_p_transform": ".adaptive_p",
     "entmax": ".alpha_entmax", "entmax15": ".alpha_entmax", "sparsemax": ".alpha_entmax",
     "entmax_candidates": ".alpha_entmax", "entmax_support_window": ".alpha_entmax",
     "attention_metrics": ".attention", "attention_metrics_masked": ".attention",

@@ -242,7 +242,10 @@ class SamplerChain(Sampler):
         ``dynatemp_range``/``dynatemp_exponent`` turn ``temp`` into ``dyn_temp`` in place
         (base from ``temp``, else 1.0); the temperature stage is ``temp`` whenever its range
         is 0. The selecting stage is never changed: ``greedy`` stays greedy whatever the
-        temperature. Out-of-range values raise ``InvalidSamplerSpec`` from the stage. The
+        temperature, unless a flag of another selecting stage is given: ``--mirostat 1|2`` makes
+        the chain llama.cpp's mirostat chain (logit bias, temperature, mirostat), and
+        ``--adaptive-target`` (>= 0) puts ``adaptive_p`` in the selector's place; DRY and XTC
+        insert at their places (after the penalties; after min-p). Out-of-range values raise ``InvalidSamplerSpec`` from the stage. The
         other stages are cloned, history included; the seed is kept.
 
         Stages with a temperature of their own. When the chain has no ``temp`` or
@@ -316,6 +319,9 @@ class SamplerChain(Sampler):
                 stages[i] = new
             return
         if new is None:
+            return
+        if new.selects:  # a selecting stage's flag (--mirostat, --adaptive-target) replaces the selector
+            stages[:] = new.chain_from_flags(stages)
             return
         r = _rank(new)
         for j, s in enumerate(stages):

@@ -42,6 +42,7 @@ class Flag:
     off_below: bool = False
     alone: bool = True
     aliases: tuple[str, ...] = ()
+    multiple: bool = False
 
     @property
     def request_field(self) -> str:
@@ -59,8 +60,12 @@ class Flag:
             return False
         return value == self.off or (self.off_below and value < self.off)
 
-    def parse(self, raw: str) -> int | float:
-        """A value typed by a user (``/set top_k 40``). Raises ``UsageError``."""
+    def parse(self, raw: str) -> Any:
+        """A value typed by a user (``/set top_k 40``). Raises ``UsageError``. A text list
+        is a JSON array (``["\\n", ":"]``), ``none`` (the empty list) or one text (a JSON
+        string when quoted, so ``"\\n"`` is a line break)."""
+        if self.kind is str:
+            return _parse_texts(raw) if self.multiple else _parse_text(raw)
         v = parse_number(raw, integer=self.kind is int)
         if v is None:
             kind = "an integer" if self.kind is int else "a number"
@@ -68,10 +73,48 @@ class Flag:
         return v
 
 
-def check_flag_value(flag: Flag, value: Any, where: str = "") -> int | float:
+def _parse_text(raw: str) -> str:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        try:
+            v = json.loads(raw)
+        except ValueError:
+            raise UsageError(f"bad JSON string {raw[:40]!r}") from None
+        if isinstance(v, str):
+            return v
+    return raw
+
+
+def _parse_texts(raw: str) -> tuple[str, ...]:
+    s = raw.strip()
+    if s.lower() == "none":
+        return ()
+    if s.startswith("["):
+        try:
+            v = json.loads(s)
+        except ValueError:
+            raise UsageError(f"bad JSON array {s[:40]!r}") from None
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise UsageError("expected a JSON array of strings")
+        return tuple(v)
+    return (_parse_text(raw),)
+
+
+def check_flag_value(flag: Flag, value: Any, where: str = "") -> Any:
     """A flag value from JSON (a batch line, a request): an integer for an int flag (bools
-    refused), a number otherwise. Raises ``ValueError`` with the field named."""
+    refused), a number for a float flag, a string (a list of strings for a ``multiple``
+    one) for a text flag. Raises ``ValueError`` with the field named."""
     name = flag.request_field
+    if flag.kind is str:
+        if flag.multiple:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                raise ValueError(f"{where}{name} must be a list of strings, got {_short_json(value)}")
+            return tuple(value)
+        if not isinstance(value, str):
+            raise ValueError(f"{where}{name} must be a string, got {_short_json(value)}")
+        return value
     if flag.kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{where}{name} must be an integer, got {_short_json(value)}")

@@ -148,5 +148,11 @@ class Stage(Sampler):
         with ``InvalidSamplerSpec``."""
         raise NotImplementedError  # pragma: no cover - only called when takes_flags
 
+    def chain_from_flags(self, stages: list) -> list:
+        """The chain after a flag brought in this selecting stage: ``stages`` (ending in the
+        chain's selector) with the selector replaced by this one (mirostat also drops the
+        stages llama.cpp leaves out under it)."""
+        return list(stages[:-1]) + [self]
+
     def take_state(self, old: "Stage") -> None:
         """Carry ``old``'s history (penalty window, random stream) into this rebuilt stage."""

@@ -172,7 +172,7 @@ def test_every_chain_round_trips(chain):
         ("", ["empty sampler spec", "e.g. 'llama'"]),
         ("   ", ["empty sampler spec"]),
         ("topk=40", ["unknown sampler 'topk'", "position 0", "did you mean 'top_k'?",
-                     "known samplers: ", "dist, dyn_temp", "presets: greedy, llama"]),
+                     "known samplers: ", "dist, dry, dyn_temp", "presets: greedy, llama"]),
         ("top_k=40,topk=3", ["unknown sampler 'topk' at position 9",
                              "nor is it a parameter of top_k: top_k takes k"]),
         ("foo", ["unknown sampler 'foo' at position 0 in 'foo'", "known samplers"]),
