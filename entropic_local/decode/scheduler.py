@@ -153,9 +153,7 @@ class Scheduler:
         if rc != 0:
             err = ContextOverflow(f"the batch cache ({self.capacity} cells) is full") if rc == 1 \
                 else DecodeError(f"llama_decode failed with code {rc}")
-            for t in list(self.live.values()):
-                self._end(t, events, error=err)
-            return events
+            return self.fail_live(err)
         now = time.perf_counter()
         engine = self.engine
         for entry, slot, pos in outputs:
@@ -185,6 +183,18 @@ class Scheduler:
             elif len(t.req.tokens) + len(st.token_ids) - 1 >= self.n_ctx_seq:
                 st.finish_reason = "context"  # as a single generation: the context is full
                 self._end(t, events)
+        return events
+
+    @property
+    def kept_cells(self) -> int:
+        """Cells held by ended sequences for prefix reuse."""
+        return self._kept_total()
+
+    def fail_live(self, error: Exception) -> list[tuple[Ticket, Step | None]]:
+        """End every live request with ``error`` (a decode that raised)."""
+        events: list[tuple[Ticket, Step | None]] = []
+        for t in list(self.live.values()):
+            self._end(t, events, error=error)
         return events
 
     def finish_all(self, reason: str = "stop") -> list[tuple[Ticket, Step | None]]:
