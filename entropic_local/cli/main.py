@@ -48,6 +48,7 @@ COMMANDS = {
     "info": "entropic_local.cli.info:info_command",
     "models": "entropic_local.cli.models:models_command",
     "plot": "entropic_local.cli.plot:plot_command",
+    "serve": "entropic_local.cli.serve:serve_command",
 }
 
 
