@@ -10,7 +10,7 @@ import click
 from ..chat.reply import DEFAULT_REPLY_TOKENS
 from ..errors import UsageError
 from .constraint import constraint_options
-from .options import CONTEXT_SETTINGS, clean_text, model_options, sampler_options, stdin_text, verbose_option
+from .options import CONTEXT_SETTINGS, clean_text, show_engine, model_options, sampler_options, stdin_text, verbose_option
 
 
 def format_count(n: int) -> str:
@@ -87,6 +87,7 @@ def chat_command(model_arg, model, n_ctx, threads, engine_opts, attention, sampl
     m = load(path, n_ctx=n_ctx, n_threads=threads, verbose=verbose, **engine_opts, **load_kwargs)
     m.name = label
     engine = m.engine
+    show_engine(engine.settings())
     template, notice = model_template(engine, chat_template, tmpl_ctx)
     bos, eos = template.bos_token, template.eos_token  # the model's, as the template got them
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..errors import UsageError
-from .options import CONTEXT_SETTINGS, model_options, read_stdin, verbose_option
+from .options import CONTEXT_SETTINGS, model_options, read_stdin, show_engine, verbose_option
 
 
 @click.command("eval", context_settings=CONTEXT_SETTINGS)
@@ -50,6 +50,7 @@ def eval_command(text_file, model, n_ctx, threads, engine_opts, attention, max_t
             chosen[name] = spec
     m = load(model, n_ctx=n_ctx, n_threads=threads, attention=attention, **engine_opts,
              attention_entmax=attention_entmax, verbose=verbose)
+    show_engine(m.engine.settings())
     result = evaluate_text(m, text, chosen, max_tokens=max_tokens)
     if attention_entmax is not None:  # the attention sparsity entmax achieved
         st = m.engine.attention.entmax_stats()

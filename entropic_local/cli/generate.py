@@ -11,7 +11,7 @@ from ..errors import UsageError
 from .constraint import constraint_options
 from .options import (
     CONTEXT_SETTINGS, check_writable, clean_text, model_options, read_stdin, sampler_options,
-    signals_deferred, strip_final_newline, verbose_option,
+    show_engine, signals_deferred, strip_final_newline, verbose_option,
 )
 
 
@@ -46,6 +46,7 @@ def generate_command(prompt, model, n_ctx, threads, engine_opts, attention, samp
     chain = SamplerChain.from_options(sampler, **flags)
     m = load(model, n_ctx=n_ctx, n_threads=threads, attention=attention, **engine_opts,
              verbose=verbose)
+    show_engine(m.engine.settings())
     stream = m.stream(prompt, max_tokens=max_tokens, sampler=chain, seed=seed, stop=list(stop),
                       grammar=grammar, json_schema=json_schema)
     out = sys.stdout

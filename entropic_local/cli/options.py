@@ -19,7 +19,7 @@ from ..errors import Terminated, UsageError
 __all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "engine_options", "n_ctx_option",
            "sampler_options", "sampler_help", "ATTENTION_HELP", "SEED_HELP", "clean_text", "read_stdin",
            "strip_final_newline", "stdin_text",
-           "signals_deferred", "on_sigterm", "check_writable"]
+           "signals_deferred", "on_sigterm", "check_writable", "show_engine"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -263,3 +263,19 @@ def check_writable(path: str) -> None:
             pass
     except OSError as e:
         raise UsageError(f"cannot write {path}: {(e.strerror or str(e)).lower()}", hint=fix) from None
+
+
+def show_engine(settings: dict) -> None:
+    """With ``--verbose``: the engine settings a command runs with (``Engine.settings``) as one
+    stderr line. Flash attention changes the logits (and so the text for a seed), and the
+    attention hook needs it off: this line says which was used."""
+    if not _verbose:
+        return
+    fa = settings.get("flash_attn")
+    parts = [f"flash attention {fa}", "repack " + ("on" if settings.get("repack") else "off"),
+             f"batch {settings.get('n_batch')}/ubatch {settings.get('n_ubatch')}",
+             f"{settings.get('n_threads')} thread" + ("" if settings.get("n_threads") == 1 else "s")]
+    if settings.get("n_gpu_layers"):
+        parts.append(f"{settings['n_gpu_layers']} gpu layers")
+    reason = settings.get("reason")
+    click.echo("entropic-local: engine: " + ", ".join(parts) + (f" ({reason})" if reason else ""), err=True)

@@ -71,7 +71,7 @@ class Engine:
         if (attention is not None or attention_entmax is not None) and flash_attn == "on":
             raise UsageError(
                 "attention capture needs flash attention off (flash attention fuses the softmax away)",
-                hint="drop flash_attn=True / --flash-attn, or do not request attention",
+                hint="use -fa off (flash_attn=\"off\"), the default, or do not request attention",
             )
         for name, value, lo in (("n_batch", n_batch, 1), ("n_ubatch", n_ubatch, 1), ("n_seq_max", n_seq_max, 1)):
             if value is not None and int(value) < lo:

@@ -226,3 +226,23 @@ def test_one_model_label_everywhere(tmp_path, smollm2_path):
         r = run("generate", "Hi", "-n", "1", "--json", "-t", "1", *args)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["model"] == label
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+def test_attention_leaves_the_text_for_a_seed_unchanged(model):
+    # the hook needs flash attention off, which is the default: the same logits either way
+    args = ["generate", "Once upon a time", "-m", model, "-n", "24", "--seed", "42", "--json", "-t", "1"]
+    plain, hooked = (run(*args), run(*args, "--attention", "last"))
+    assert plain.returncode == 0 and hooked.returncode == 0, (plain.stderr, hooked.stderr)
+    a, b = json.loads(plain.stdout), json.loads(hooked.stdout)
+    assert a["engine"]["flash_attn"] == b["engine"]["flash_attn"] == "off"
+    assert a["token_ids"] == b["token_ids"]
+    assert [s["entropy"] for s in a["steps"]] == [s["entropy"] for s in b["steps"]]
+    assert "attn_entropy" in b["steps"][0] and "attn_entropy" not in a["steps"][0]
+
+
+def test_verbose_names_the_engine_settings():
+    r = run("generate", "Hi", "-n", "2", "-t", "1", "-v")
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("entropic-local: engine: ")]
+    assert len(line) == 1 and "flash attention off" in line[0] and "1 thread" in line[0], line
