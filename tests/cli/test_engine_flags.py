@@ -52,7 +52,7 @@ def test_generate_takes_llama_cpp_engine_flags_and_records_them(tmp_path):
 
 def test_batch_records_engine_settings_in_every_row(tmp_path):
     src = tmp_path / "in.jsonl"
-    src.write_text('{"prompt": "Hello"}\n{"prompt": "The sky is"}\n')
+    src.write_text('{"custom_id": "a", "prompt": "Hello"}\n{"custom_id": "b", "prompt": "The sky is"}\n')
     out = tmp_path / "out.jsonl"
     r = run("batch", str(src), "-o", str(out), "-n", "2", "-p", "2", "-fa", "on", "-ub", "4")
     assert r.returncode == 0, r.stderr
