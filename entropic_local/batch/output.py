@@ -10,7 +10,8 @@ A success row::
                       (or "text": TEXT), "finish_reason": "stop" | "length" | "context"}],
          "usage": {"prompt_tokens": P, "completion_tokens": C, "total_tokens": P + C},
          "entropic": {"seed", "sampler", "mean_entropy", "mean_varentropy", "mean_logprob",
-                      "perplexity", "actions" (counts, adaptive samplers), "gen_tps",
+                      "perplexity", "actions" (counts, adaptive samplers), "gen_tps", "engine" (repack,
+                      n_ubatch, flash_attn... as run),
                       "steps" (with --steps: one record per token, as --json prints)}}},
      "error": null}
 
@@ -64,6 +65,8 @@ def summary(generation, steps: bool) -> dict[str, Any]:
     if alphas:
         out["mean_alpha"] = _num(sum(alphas) / len(alphas))
     out["gen_tps"] = round(generation.timings.gen_tps, 2)
+    if getattr(generation, "engine", None) is not None:  # the engine settings that made it
+        out["engine"] = generation.engine
     if steps:
         out["steps"] = [s.to_dict() for s in st]
     return out

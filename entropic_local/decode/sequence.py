@@ -184,7 +184,11 @@ class SequenceState:
         except ValueError as e:  # NaN (or all -inf) straight from llama.cpp: not a sampler bug
             raise DecodeError(f"llama.cpp decoded unusable logits ({e})",
                                  hint="the model file or its metadata is broken; try another file") from None
-        cands.reset(raw, stats)
+        k = chain.leading_top_k
+        if k:  # top_k first: straight from llama.cpp's logits, no copy of the vocabulary
+            cands.reset_top_k(raw, stats, k)
+        else:
+            cands.reset(raw, stats)
         m = attention
         if m is not None:
             cands.attention = SimpleNamespace(
@@ -192,7 +196,7 @@ class SequenceState:
                 agreement=m.agreement, interaction_strength=m.interaction_strength,
                 n_valid=m.n_valid,
             )
-        chain.apply(cands)
+        chain.apply(cands, 1 if k else 0)
         tok = cands.selected_token
         constraint = self.constraint
         if constraint is not None:

@@ -104,6 +104,25 @@ def top_k(ids, logits, n, k):
 
 
 @numba.njit(cache=True)
+def top_k_into(raw, k, ids, logits):
+    """``top_k`` of the untouched vocabulary ``raw`` straight into ids[:m], logits[:m] (the
+    token ids and logits of the m = min(k, #unmasked) best, sorted descending, ties by id),
+    without copying the vocabulary first: equal to loading ids = arange, logits = raw and
+    running ``top_k``. Returns m."""
+    n = raw.shape[0]
+    check_n(raw, n)
+    if k <= 0 or k >= n:
+        k = n
+    hv, hp, found = top_sorted(raw, n, k)
+    if found == 0:
+        raise ValueError("all logits are masked")
+    for j in range(found):
+        ids[j] = hp[j]
+        logits[j] = hv[j]
+    return found
+
+
+@numba.njit(cache=True)
 def _prob_cut(hv, found, zmax, s0, p, min_keep, inclusive):
     """Length of the shortest prefix of the sorted block hv[:found] whose mass reaches p
     (``>= p`` when inclusive, ``> p`` otherwise) with at least min_keep entries; -1 if none."""

@@ -88,6 +88,19 @@ class Candidates:
             stats = kernels.logit_stats(self.logits, 1.0)
         self.max_logit, self.log_z, self.entropy, self.varentropy = stats
 
+    def reset_top_k(self, raw_logits: np.ndarray, stats: tuple, k: int) -> None:
+        """``reset(raw_logits, stats)`` followed by top-k (``k`` best, sorted descending) in
+        one kernel that reads the model's logits in place: the full vocabulary is never
+        copied (a chain that starts with ``top_k`` takes this path)."""
+        if raw_logits.shape[0] != self.n_vocab:
+            raise ValueError(f"expected {self.n_vocab} logits, got {raw_logits.shape[0]}")
+        self.n = kernels.top_k_into(raw_logits, int(k), self.ids, self.logits)
+        self.sorted = True
+        self.identity = False
+        self.selected = -1
+        self.fork = None
+        self.max_logit, self.log_z, self.entropy, self.varentropy = stats
+
     def touch(self) -> None:
         """Mark the set as no longer the untouched vocabulary (after any truncation)."""
         self.identity = False

@@ -138,9 +138,20 @@ class SamplerChain(Sampler):
         return any(s.name == name for s in self._stages)
 
     # -- the Sampler interface ------------------------------------------------------------
-    def apply(self, cands: Candidates) -> None:
+    @property
+    def leading_top_k(self) -> int:
+        """k when the chain starts with ``top_k=k`` (k > 0), else 0: the decode loop then
+        loads the candidates with ``Candidates.reset_top_k`` and applies the rest
+        (``apply(cands, start=1)``)."""
+        st = self._stages
+        if st and st[0].name == "top_k" and type(st[0]).__name__ == "TopK":
+            k = int(getattr(st[0], "k", 0))
+            return k if k > 0 else 0
+        return 0
+
+    def apply(self, cands: Candidates, start: int = 0) -> None:
         try:
-            for s in self._stages:
+            for s in self._stages[start:] if start else self._stages:
                 s.apply(cands)
                 if cands.selected >= 0:
                     return
