@@ -20,8 +20,10 @@ first draw was refused the whole vocabulary was checked, so these are exact
 chosen one) are checked, since checking a whole vocabulary costs more than decoding a token
 (measured: README); ``grammar_unchecked_mass`` is the model's mass outside them, so the true
 allowed mass lies in ``[e^grammar_log_mass, e^grammar_log_mass + grammar_unchecked_mass]``.
-``summary()``: ``log_mass_removed`` (``−Σ grammar_log_mass``, nats: what the constraint took
-from the model over the generation), ``rejections``, ``steps``, ``complete``.
+``summary()``: ``log_mass_removed`` (``−Σ grammar_log_mass`` over every step, the final one
+that ended the generation included, nats: what the constraint took from the model over the
+generation), ``end_log_mass`` (that final step's, which has no Step record), ``rejections``
+(first draws refused), ``steps``, ``complete`` (the grammar ended the generation).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Constraint:
         self.rejections = 0
         self.steps = 0
         self.complete = False
+        self.end_log_mass = 0.0
         self._info: dict[str, Any] = {}
 
     def clone(self) -> "Constraint":
@@ -93,6 +96,9 @@ class Constraint:
         self.steps += 1
         if self.grammar.allows(tok):
             self._fast_info(raw, log_z, tok)
+            if self.is_eog(tok):  # the model ended where the grammar may end
+                self.complete = True
+                self.end_log_mass = self._info["grammar_log_mass"]
             return tok
         self.rejections += 1
         v = raw.shape[0]
@@ -108,6 +114,7 @@ class Constraint:
         self._record(lm, h, forced=ids.shape[0] == 1, rejected=True, unchecked=0.0)
         if only_eog:
             self.complete = True
+            self.end_log_mass = lm
             return None
         cands.reset(raw, stats)
         n = ids.shape[0]
@@ -116,7 +123,11 @@ class Constraint:
         cands.n = n
         cands.touch()
         chain.apply(cands)
-        return cands.selected_token
+        tok = cands.selected_token
+        if self.is_eog(tok):  # allowed only where the grammar may end
+            self.complete = True
+            self.end_log_mass = lm
+        return tok
 
     def _fast_info(self, raw: np.ndarray, log_z: float, tok: int) -> None:
         v = raw.shape[0]
@@ -143,5 +154,5 @@ class Constraint:
         return dict(self._info)
 
     def summary(self) -> dict[str, Any]:
-        return {"log_mass_removed": -self.log_mass_total, "rejections": self.rejections,
-                "steps": self.steps, "complete": self.complete}
+        return {"log_mass_removed": -self.log_mass_total, "end_log_mass": self.end_log_mass,
+                "rejections": self.rejections, "steps": self.steps, "complete": self.complete}

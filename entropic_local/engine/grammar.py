@@ -35,9 +35,52 @@ __all__ = ["Grammar", "json_schema_grammar", "JSON_OBJECT_GRAMMAR"]
 JSON_OBJECT_SCHEMA = {"type": "object"}
 
 
+# assertions llama-cpp-python's converter does not turn into grammar (it would drop them
+# silently and let through text the schema refuses): refused instead
+UNENFORCED = frozenset({
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "minProperties", "maxProperties", "uniqueItems", "not", "if", "then", "else",
+    "dependentRequired", "dependentSchemas", "dependencies", "patternProperties",
+    "propertyNames", "contains", "minContains", "maxContains", "unevaluatedProperties",
+    "unevaluatedItems",
+})
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONE = ("items", "additionalProperties", "additionalItems")
+
+
+def unenforced_keyword(schema: Any, where: str = "") -> str | None:
+    """The first assertion in ``schema`` the converter cannot enforce, as ``'kw' at /path``."""
+    if not isinstance(schema, dict):
+        return None
+    for k in schema:
+        if k in UNENFORCED:
+            return f"'{k}' at {where or '/'}"
+    for k in _SCHEMA_MAPS:
+        sub = schema.get(k)
+        if isinstance(sub, dict):
+            for name, v in sub.items():
+                found = unenforced_keyword(v, f"{where}/{k}/{name}")
+                if found:
+                    return found
+    for k in _SCHEMA_LISTS:
+        sub = schema.get(k)
+        if isinstance(sub, list):
+            for i, v in enumerate(sub):
+                found = unenforced_keyword(v, f"{where}/{k}/{i}")
+                if found:
+                    return found
+    for k in _SCHEMA_ONE:
+        found = unenforced_keyword(schema.get(k), f"{where}/{k}")
+        if found:
+            return found
+    return None
+
+
 def json_schema_grammar(schema: Any) -> str:
     """GBNF for a JSON schema (a dict, or its JSON text). Raises ``GrammarError`` when the
-    text is not JSON or the converter cannot handle the schema."""
+    text is not JSON, the converter cannot handle the schema, or the schema asserts what the
+    converter does not enforce (``UNENFORCED``: numeric ranges, ``uniqueItems``, ``not``...)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     if isinstance(schema, str):
@@ -47,6 +90,10 @@ def json_schema_grammar(schema: Any) -> str:
             raise GrammarError(f"the JSON schema is not valid JSON: {e}") from None
     if not isinstance(schema, dict):
         raise GrammarError(f"a JSON schema must be a JSON object, got {type(schema).__name__}")
+    bad = unenforced_keyword(schema)
+    if bad is not None:
+        raise GrammarError(f"the JSON schema uses {bad}, which the grammar converter cannot "
+                           "enforce", hint="drop it, or check that part after generating")
     try:
         return json_schema_to_gbnf(json.dumps(schema))
     except RecursionError:
