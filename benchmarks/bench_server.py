@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -178,6 +179,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="1 round, 8 tokens, 1 and 2 clients")
     ap.add_argument("--json", dest="json_out", default=None, help="write every figure here")
     a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers it started
     if a.smoke:
         a.rounds, a.tokens, a.clients, a.parallel = 1, 8, "1,2", 2
     clients = [int(c) for c in a.clients.split(",")]
