@@ -101,3 +101,24 @@ class Terminated(KeyboardInterrupt):
     reply, keep and write what was made) but the process then exits with 143 (128 + 15)."""
 
     exit_code = 143
+
+
+class QueueFull(EntropicError):
+    """The server's queue of waiting requests is full (HTTP 503 with ``Retry-After``)."""
+
+    exit_code = 1
+
+
+class APIError(EntropicError):
+    """A request the server refuses, in OpenAI's error shape: HTTP ``status``, error
+    ``type`` (``invalid_request_error``...), the offending ``param`` and a ``code``."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, status: int = 400, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.param = param
+        self.code = code

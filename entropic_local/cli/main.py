@@ -46,6 +46,7 @@ COMMANDS = {
     "generate": "entropic_local.cli.generate:generate_command",
     "models": "entropic_local.cli.models:models_command",
     "plot": "entropic_local.cli.plot:plot_command",
+    "serve": "entropic_local.cli.serve:serve_command",
 }
 
 

@@ -76,7 +76,7 @@ def _package_imports(path: Path) -> list[tuple[str, bool]]:
 
 LAYERS = {  # a module may import its own layer and the ones below it
     "kernels": 0, "samplers": 1, "engine": 1, "decode": 2,
-    "api": 3, "cli": 4, "chat": 3, "batch": 3, "evaluation": 3, "bench": 4, "plot": 3,
+    "api": 3, "cli": 4, "chat": 3, "batch": 3, "evaluation": 3, "bench": 4, "plot": 3, "server": 3,
 }
 
 
