@@ -481,7 +481,6 @@ function init() {
     state.conversations = others.map((c) => (mine && c.id === mine.id ? mine : c));
     renderList();
   });
-  window.addEventListener("scroll", () => tooltip.hide(), { passive: true });
   loadModel();
 }
 

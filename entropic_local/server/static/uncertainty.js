@@ -85,7 +85,12 @@ export function highSpans(records, mode, gap = 1) {
 
 // A token's text shown unambiguously (spaces and line breaks visible).
 export function showToken(s) {
-  return JSON.stringify(s).slice(1, -1).replace(/ /g, "␣");
+  return s.replace(/[\u0000-\u001f\u007f-\u009f ]/g, (c) => {
+    if (c === " ") return "␣";
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
 }
 
 export const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
