@@ -207,6 +207,9 @@ function renderAssistant(m) {
     mode: scale, tooltip, spansEl,
     onChange: (v) => {
       if (!v.records.length) return;
+      // while writing, keep the newest text in view unless the reader scrolled up
+      const bottom = document.documentElement.scrollHeight - window.innerHeight - window.scrollY;
+      if (art.classList.contains("streaming") && bottom < 120) art.scrollIntoView({ block: "end" });
       if (!chart) chart = new EntropyChart(chartBox, { onPick: (i) => v.focusToken(i) });
       chart.update(v.records, v.mode);
     },
