@@ -82,9 +82,10 @@ ATTENTION_HELP = {
 }
 
 
-def model_options(f: Callable | None = None, *, attention: str = "steps") -> Callable:
+def model_options(f: Callable | None = None, *, attention: str | None = "steps") -> Callable:
     """Options shared by every command that loads a model. ``@model_options`` or
-    ``@model_options(attention="scores")`` (what ``--attention`` does there: ``ATTENTION_HELP``)."""
+    ``@model_options(attention="scores")`` (what ``--attention`` does there: ``ATTENTION_HELP``;
+    None: no ``--attention``)."""
     opts = [
         click.option("-m", "--model", default=None, metavar="MODEL",
                      help="A .gguf path or a name from models.txt (default: smollm2-135m)."),
@@ -93,8 +94,10 @@ def model_options(f: Callable | None = None, *, attention: str = "steps") -> Cal
                      help="CPU threads (default: $ENTROPIC_LOCAL_THREADS, else the number of physical cores)."),
         click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
                      help="Layers to offload to the GPU (-1: all)."),
-        click.option("--attention", default=None, metavar="last|all|3,7,11", help=ATTENTION_HELP[attention]),
     ]
+    if attention is not None:
+        opts.append(click.option("--attention", default=None, metavar="last|all|3,7,11",
+                                 help=ATTENTION_HELP[attention]))
     if f is None:
         return lambda g: _apply(g, opts)
     return _apply(f, opts)
@@ -103,6 +106,8 @@ def model_options(f: Callable | None = None, *, attention: str = "steps") -> Cal
 SEED_HELP = {
     "generate": "Random seed (default: a fresh one, reported in --json output).",
     "chat": "Random seed for every reply (default: a fresh one each reply; /set seed changes it).",
+    "serve": "Seed of every request that sends none (default: a fresh one per request, reported in "
+             "its 'entropic' summary).",
     "batch": "Base seed: each line's seed is derived from it and the line's custom_id (default: "
              "a fresh one per line, reported in its row).",
 }

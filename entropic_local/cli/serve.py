@@ -39,8 +39,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 @click.command("serve", context_settings=CONTEXT_SETTINGS)
 @click.argument("model_arg", metavar="[MODEL]", required=False)
-@model_options
-@sampler_options
+@model_options(attention=None)
+@sampler_options(seed="serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface; think of --api-key then).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
@@ -55,7 +55,7 @@ def _listen(host: str, port: int) -> socket.socket:
               help="Largest request body in bytes (beyond it: 413).")
 @click.option("--no-prefix-cache", is_flag=True, help="Do not keep ended requests' KV cells for reuse.")
 @verbose_option("Show llama.cpp's log, uvicorn's access log and full tracebacks on errors.")
-def serve_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sampler, flags, seed, host, port,
+def serve_command(model_arg, model, n_ctx, threads, n_gpu_layers, sampler, flags, seed, host, port,
                   parallel, api_key, queue_size, max_body, no_prefix_cache, verbose):
     """Serve MODEL over the OpenAI HTTP API (chat and completions, streaming, logprobs with
     per-token entropy and varentropy) at http://HOST:PORT/v1.
@@ -83,9 +83,6 @@ def serve_command(model_arg, model, n_ctx, threads, n_gpu_layers, attention, sam
     if model_arg and model and model_arg != model:
         raise UsageError(f"two models given ({model_arg!r} and -m {model!r})", hint="give one")
     model = model_arg or model
-    if attention is not None:
-        raise UsageError("--attention is not available with serve (the batched context captures no attention)",
-                         hint="use generate or chat for attention metrics")
     chain = SamplerChain.from_options(sampler, **flags)
     api_key = api_key or os.environ.get(API_KEY_ENV) or None
     sock = _listen(host, port)
