@@ -39,6 +39,7 @@ from .generation import Generator
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .protocol import ChatRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest, parse_body, validate
 from .runtime import Runtime
+from .webui import mount_webui
 
 __all__ = ["create_app", "ServerState", "DEFAULT_MAX_BODY"]
 
@@ -125,7 +126,7 @@ def create_app(model: Any = None, *, loader: Callable[[], Any] | None = None, pa
                n_cells: int | None = None, queue_size: int = 64, api_key: str | None = None,
                sampler: str = "llama", max_body: int = DEFAULT_MAX_BODY, name: str | None = None,
                registry_name: str | None = None, keep_prefix: bool = True,
-               routes: list | None = None) -> Starlette:
+               routes: list | None = None, webui: bool = True) -> Starlette:
     """The server app for ``model`` (a loaded ``entropic_local.Model``), or for the model
     ``loader()`` returns, loaded in a thread at start-up (``/health`` answers 503 until it
     is ready). ``parallel`` sequences are decoded together in a KV cache of ``n_cells``
@@ -280,5 +281,7 @@ def create_app(model: Any = None, *, loader: Callable[[], Any] | None = None, pa
         exception_handlers={APIError: on_api_error, HTTPException: on_http, EntropicError: on_entropic,
                             Exception: on_other},
     )
+    if webui:  # the chat page at /, after the API's routes
+        mount_webui(app)
     app.state.server = state
     return app
