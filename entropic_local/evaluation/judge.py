@@ -26,7 +26,9 @@ from ..errors import ContextOverflow, DecodeError, UsageError
 from ..kernels import logit_stats
 from .model_access import holding
 
-__all__ = ["JudgeScore", "score_continuations", "judge_tokens"]
+__all__ = ["JudgeScore", "score_continuations", "judge_tokens", "OUTPUT_FLOATS"]
+
+OUTPUT_FLOATS = 1 << 26
 
 
 class JudgeScore(NamedTuple):
@@ -69,7 +71,9 @@ def score_continuations(judge: Any, items: Sequence[tuple[str, str]], *, paralle
     out: list[JudgeScore | None] = [None] * len(toks)
     with holding(judge):
         engine = judge.batch_engine(parallel + 1, n_cells)
-        n_batch = engine.n_batch
+        # at most OUTPUT_FLOATS logits per decode (llama.cpp keeps them all: Gemma 3's 262,144-token
+        # vocabulary at 512 outputs would be 512 MiB)
+        n_batch = max(16, min(engine.n_batch, OUTPUT_FLOATS // engine.n_vocab))
         for prompt, members in groups.items():
             engine.seq_remove(-1)
             _decode(engine, [(t, j, 0, j == len(prompt) - 1) for j, t in enumerate(prompt)], n_batch)
