@@ -44,6 +44,7 @@ COMMANDS = {
     "bench": "entropic_local.cli.bench:bench_command",
     "chat": "entropic_local.cli.chat:chat_command",
     "eval": "entropic_local.cli.eval:eval_command",
+    "frontier": "entropic_local.cli.frontier:frontier_command",
     "generate": "entropic_local.cli.generate:generate_command",
     "info": "entropic_local.cli.info:info_command",
     "models": "entropic_local.cli.models:models_command",

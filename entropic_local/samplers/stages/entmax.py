@@ -88,21 +88,23 @@ S_LO = 0.5          # 20% / 16% of SmolLM2 / Gemma steps below: sparsemax
 S_HI = 3.0          # 27% / 32% of steps above: softmax
 V_SPLIT = 1.0       # surprisal std below 1 nat: a plateau, α snaps to a bound
 ALPHA_MAX = 2.0     # sparsemax at the low-entropy end
+ALPHA_MIN = 1.0     # softmax at the high-entropy end
 
 
 def aes_alpha(s: float, v: float, s_lo: float = S_LO, s_hi: float = S_HI,
-              v_split: float = V_SPLIT, alpha_max: float = ALPHA_MAX) -> float:
-    """The map D(S, V) of the module doc (before snapping): α in [1, alpha_max]."""
+              v_split: float = V_SPLIT, alpha_max: float = ALPHA_MAX,
+              alpha_min: float = ALPHA_MIN) -> float:
+    """The map D(S, V) of the module doc (before snapping): α in [alpha_min, alpha_max]."""
     if s != s or v != v:
         raise ValueError("aes: the step's entropy/varentropy is NaN (Candidates.reset sets them)")
     if s >= s_hi:
-        return 1.0
+        return alpha_min
     if s <= s_lo:
         return alpha_max
     x = (s_hi - s) / (s_hi - s_lo)
     if v < v_split:
-        return alpha_max if x >= 0.5 else 1.0
-    return 1.0 + (alpha_max - 1.0) * (x * x * (3.0 - 2.0 * x))
+        return alpha_max if x >= 0.5 else alpha_min
+    return alpha_min + (alpha_max - alpha_min) * (x * x * (3.0 - 2.0 * x))
 
 
 def effective_alpha(alpha: float) -> float:
@@ -199,20 +201,28 @@ class AES(Entmax):
         Param("v_split", float, V_SPLIT, 0.0, INF),
         Param("alpha_max", float, ALPHA_MAX, 1.0, 2.0),
         Param("t", float, 1.0, 0.0, INF, lo_open=True),
+        Param("alpha_min", float, ALPHA_MIN, 1.0, 2.0),
     )
     main = None
 
     def __init__(self, s_lo: float = S_LO, s_hi: float = S_HI, v_split: float = V_SPLIT,
-                 alpha_max: float = ALPHA_MAX, t: float = 1.0, seed: int | None = None):
-        self._set(s_lo=s_lo, s_hi=s_hi, v_split=v_split, alpha_max=alpha_max, t=t)
+                 alpha_max: float = ALPHA_MAX, t: float = 1.0, alpha_min: float = ALPHA_MIN,
+                 seed: int | None = None):
+        self._set(s_lo=s_lo, s_hi=s_hi, v_split=v_split, alpha_max=alpha_max, t=t,
+                  alpha_min=alpha_min)
         if not self.s_lo < self.s_hi:
             raise InvalidSamplerSpec(
                 f"aes: s_lo={format_value(self.s_lo)} must be below s_hi={format_value(self.s_hi)}")
+        if self.alpha_min > self.alpha_max:
+            raise InvalidSamplerSpec(
+                f"aes: alpha_min={format_value(self.alpha_min)} must not exceed "
+                f"alpha_max={format_value(self.alpha_max)}")
         self._init_common(seed)
 
     def raw_alpha(self, entropy: float, varentropy: float) -> float:
         """D(S, V) with this stage's parameters, before snapping."""
-        return aes_alpha(entropy, varentropy, self.s_lo, self.s_hi, self.v_split, self.alpha_max)
+        return aes_alpha(entropy, varentropy, self.s_lo, self.s_hi, self.v_split, self.alpha_max,
+                         self.alpha_min)
 
     def alpha_for(self, cands: Candidates) -> float:
         return effective_alpha(self.raw_alpha(cands.entropy, cands.varentropy))
