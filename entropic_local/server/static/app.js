@@ -200,18 +200,20 @@ function renderAssistant(m) {
   const chartBox = document.createElement("div");
   const meta = document.createElement("div");
   meta.className = "meta";
-  art.append(chartBox, spansEl, meta);
+  // the chart above the text: the text grows downwards without moving (repainting) it
+  text.before(chartBox);
+  art.append(spansEl, meta);
   const scale = state.mode === "off" ? "entropy" : state.mode;
   let chart = null;
   const view = new ReplyView(text, {
     mode: scale, tooltip, spansEl,
-    onChange: (v) => {
+    onChange: (v, final) => {
       if (!v.records.length) return;
       // while writing, keep the newest text in view unless the reader scrolled up
       const bottom = document.documentElement.scrollHeight - window.innerHeight - window.scrollY;
       if (art.classList.contains("streaming") && bottom < 120) art.scrollIntoView({ block: "end" });
       if (!chart) chart = new EntropyChart(chartBox, { onPick: (i) => v.focusToken(i) });
-      chart.update(v.records, v.mode);
+      chart.update(v.records, v.mode, final);
     },
   });
   const entry = { view, art, meta, message: m };
