@@ -83,6 +83,27 @@ class Serve:
         self.close()
 
 
+def process_tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of process ``root`` and all its descendants (Linux /proc)."""
+    tck = os.sysconf("SC_CLK_TCK")
+    stats, children = {}, {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(p)] = (int(f[11]) + int(f[12])) / tck
+        children.setdefault(int(f[1]), []).append(int(p))
+    total, stack = 0.0, [root]
+    while stack:
+        p = stack.pop()
+        total += stats.get(p, 0.0)
+        stack += children.get(p, [])
+    return total
+
+
 def browser(width: int = 1400, height: int = 1000, scale: float = 1.0):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

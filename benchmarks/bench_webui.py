@@ -8,7 +8,9 @@ Page load: per round a fresh ``serve`` and a fresh browser; the page's Navigatio
 reload in the same browser (warm). Tokens/s: one server and one browser; rounds alternate (ABBA)
 between a plain streaming client while the browser shows about:blank (no page attached)
 and the same request written by the page in that browser; the server's own decode rate (``timings.predicted_per_second``) and the client's
-tokens over wall time, with the ratio page / plain per round. One llama.cpp thread.
+tokens over wall time, with the ratio page / plain per round, and the CPU time all of
+Chromium's processes used while the page wrote (a browser costs the server only through
+the cores they share). One llama.cpp thread.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _webui import Serve, browser, send_in_page  # noqa: E402
+from _webui import Serve, browser, process_tree_cpu_s, send_in_page  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 
@@ -81,13 +83,16 @@ def throughput(model: str, rounds: int, n_tokens: int) -> list[dict]:
                     wait_loaded(d, model)
                     d.execute_script("document.getElementById('new-chat').click()")
                     time.sleep(1.0)
+                    c0 = process_tree_cpu_s(d.service.process.pid)
                     res = send_in_page(d, PROMPT, fields)
+                    res["browser_cpu_s"] = process_tree_cpu_s(d.service.process.pid) - c0
                 res["side"] = side
                 res["server_tps"] = res["timings"]["predicted_per_second"]
                 res["client_tps"] = res["tokens"] / res["wall_s"]
                 out.append(res)
+                cpu = f", browser CPU {res['browser_cpu_s']:.2f} s" if "browser_cpu_s" in res else ""
                 print(f"  {side:5s}: {res['tokens']} tokens, server {res['server_tps']:.1f} tokens/s, "
-                      f"client {res['client_tps']:.1f} tokens/s", flush=True)
+                      f"client {res['client_tps']:.1f} tokens/s{cpu}", flush=True)
         finally:
             d.quit()
     return out
@@ -119,6 +124,9 @@ def main() -> None:
     print(f"{'client tok/s':14s}{med([r['client_tps'] for r in plain]):10.1f}{med([r['client_tps'] for r in page]):10.1f}"
           f"{med(ratios_c):12.3f}")
     print(f"per-round server ratios: {', '.join(f'{x:.3f}' for x in ratios_s)}")
+    cpu = med([r["browser_cpu_s"] for r in page])
+    print(f"Chromium's CPU while the page wrote a reply: {cpu:.2f} s "
+          f"({1000 * cpu / med([r['tokens'] for r in page]):.1f} ms per token, all its processes, polling included)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ export const SCALES = {
   },
 };
 export const LEVELS = 5;
-export const HIGH_LEVEL = 3; // a token at this level or above is "high uncertainty"
+export const HIGH_LEVEL = 4; // a token at this level or above is "high uncertainty" (≥ 3 nats; p < 0.15)
 
 const STANDARD = new Set(["token", "logprob", "bytes", "top_logprobs", "entropy", "varentropy"]);
 
