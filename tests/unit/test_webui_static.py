@@ -64,3 +64,5 @@ def test_the_mount_serves_the_page_after_the_apps_routes():
     assert c.get("/app.js").headers["content-type"].startswith("text/javascript")
     assert c.get("/health").json() == {"status": "ok"}  # the app's route wins
     assert c.get("/no-such-file.js").status_code == 404
+    assert c.post("/v1/no-such-route", json={}).status_code == 404  # unknown routes stay 404s
+    assert c.post("/app.js", json={}).status_code == 405

@@ -147,6 +147,9 @@ export function tooltipContent(record) {
       table.append(tr);
     }
     frag.append(table);
+    if (!record.top.some((t) => t.token === record.token)) {
+      frag.append(el("div", "tip-note", `the chosen token is not among the top ${record.top.length}`));
+    }
   }
   return frag;
 }
