@@ -124,7 +124,6 @@ def send_in_page(d, text: str, fields: dict, timeout: float = 600) -> dict:
     """Type ``text`` in the page with the settings ``fields``, send, wait for the end; the
     stored reply (with the server's ``timings``) and the wall time in the page."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     for k, v in fields.items():
         e = d.find_element(By.ID, k)
@@ -133,11 +132,17 @@ def send_in_page(d, text: str, fields: dict, timeout: float = 600) -> dict:
     box = d.find_element(By.ID, "prompt")
     box.clear()
     box.send_keys(text)
+    d.set_script_timeout(timeout)
     t0 = time.perf_counter()
     d.find_element(By.ID, "send").click()
-    WebDriverWait(d, timeout, poll_frequency=0.05).until(
-        lambda d: d.find_element(By.ID, "stop").get_property("disabled") is True
-        and not d.find_elements(By.CSS_SELECTOR, ".msg.streaming"))
+    # one WebDriver call that returns when the reply ends (no polling: its commands would
+    # cost the browser CPU too)
+    d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const idle = () => document.getElementById('stop').disabled && !document.querySelector('.msg.streaming');
+        if (idle()) return done();
+        new MutationObserver((_, obs) => { if (idle()) { obs.disconnect(); done(); } })
+            .observe(document.body, {subtree: true, attributes: true, attributeFilter: ['disabled', 'class']});""")
     wall = time.perf_counter() - t0
     convs = d.execute_script("return JSON.parse(localStorage.getItem('entropic-local.conversations'))")
     cur = d.execute_script("return localStorage.getItem('entropic-local.current')")
