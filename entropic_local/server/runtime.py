@@ -166,20 +166,35 @@ class Runtime:
             self._dispatch(events)
 
     def _dispatch(self, events) -> None:
+        """Deliver one step's events: one wake-up of each event loop per step, not one per
+        token."""
         n = 0
+        by_loop: dict[Any, list] = {}
         for t, step in events:
+            ch = t.user
             if step is not None:
                 n += 1
-                t.user.put(("step", step, t.tops[-1] if t.top_logprobs else []))
+                ev = ("step", step, t.tops[-1] if t.top_logprobs else [])
             else:
                 if self.on_end is not None:
                     try:
                         self.on_end(t)
                     except Exception:  # noqa: BLE001 - metrics never stop the loop
                         pass
-                t.user.put(("end", t))
+                ev = ("end", t)
+            by_loop.setdefault(ch.loop, []).append((ch.queue, ev))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that event loop is closed: nobody is listening
+                pass
         if n:
             now = time.perf_counter()
             self._rate.append((now, n))
             while self._rate and now - self._rate[0][0] > 5.0:
                 self._rate.popleft()
+
+
+def _deliver(items) -> None:
+    for queue, ev in items:
+        queue.put_nowait(ev)
