@@ -233,3 +233,37 @@ def test_a_malformed_import_is_refused_with_a_reason(page, tmp_path):
     page.wait(lambda d: page.status().startswith("cannot import"), "the refusal", 10)
     assert "a system message may only come first (message 1)" in page.status()
     assert len(page.els(".conversations li")) == n
+
+
+def test_an_adaptive_samplers_decisions_show_in_the_tooltip(page, server):
+    """Every extra key the API puts on a token entry (sampler decisions such as Entropix's
+    action and temperature) is a row of that token's tooltip."""
+    fields = {"sampler": "entropix", "seed": 3, "max_tokens": 6, "top_logprobs": 3}
+    page.js("document.getElementById('new-chat').click()")
+    page.settings(**fields)
+    page.send("Name a colour.")
+    status, direct = server.request("/v1/chat/completions", {
+        "messages": [{"role": "user", "content": "Name a colour."}], "logprobs": True, **fields})
+    assert status == 200, direct
+    entries = direct["choices"][0]["logprobs"]["content"]
+    standard = {"token", "logprob", "bytes", "top_logprobs", "entropy", "varentropy"}
+    spans = page.els(".msg.assistant .tok")
+    assert len(spans) == len(entries)
+    for span, e in zip(spans, entries):
+        page.hover(span)
+        tip = page.tooltip()
+        extra = {k for k, v in e.items() if k not in standard and v is not None}
+        shown = set(tip) - {"logprob", "probability", "entropy", "varentropy", "token", "alternatives", "describes"}
+        flat = set()
+        for k in extra:
+            flat |= set(e[k]) if isinstance(e[k], dict) else {k}
+        assert shown == flat, (e, tip)
+        for k in flat:
+            v = e[k] if k in e else next(e[x][k] for x in extra if isinstance(e[x], dict) and k in e[x])
+            if isinstance(v, bool) or v is None:
+                want = json.dumps(v)
+            elif isinstance(v, (int, float)):
+                want = str(int(v)) if float(v).is_integer() else f"{v:.3f}"
+            else:
+                want = str(v)
+            assert tip[k] == want, k

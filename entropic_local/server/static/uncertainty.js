@@ -129,7 +129,7 @@ export function tooltipContent(record) {
   });
   for (const k of keys) {
     const v = record.info[k];
-    row(INFO_LABEL[k] || k.replace(/_/g, " "), typeof v === "number" ? fmt(v) : String(v), k);
+    row(INFO_LABEL[k] || k.replace(/_/g, " "), typeof v === "number" && !Number.isInteger(v) ? fmt(v) : String(v), k);
   }
   frag.append(dl);
   if (record.top.length) {
