@@ -74,8 +74,16 @@ def test_hovering_a_token_shows_its_numbers(page, first_reply):
 
 def test_keyboard_moves_between_tokens_and_shows_each_ones_numbers(page, first_reply):
     toks = first_reply["tokens"]
-    page.js("document.querySelector('.msg.assistant .tok').focus()")
-    page.d.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    # from the message box, Shift+Tab reaches the reply: one tab stop, its first token
+    page.el("#prompt").click()
+    for _ in range(40):
+        page.d.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+        if page.d.switch_to.active_element.get_attribute("class").startswith("tok"):
+            break
+    active = page.d.switch_to.active_element
+    assert "tok" in active.get_attribute("class").split() and active.get_attribute("data-i") == "0"
+    assert page.tooltip()["entropy"] == f"{toks[0]['entropy']:.3f} nats"
+    active.send_keys(Keys.ARROW_RIGHT)
     active = page.d.switch_to.active_element
     assert active.get_attribute("data-i") == "1"
     tip = page.tooltip()
