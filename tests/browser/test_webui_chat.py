@@ -275,3 +275,16 @@ def test_an_adaptive_samplers_decisions_show_in_the_tooltip(page, server):
             else:
                 want = str(v)
             assert tip[k] == want, k
+
+
+def test_a_refused_request_shows_the_servers_reason_and_keeps_no_reply(page):
+    page.js("document.getElementById('new-chat').click()")
+    page.settings(sampler="no_such_stage=1", max_tokens=4)
+    page.send("Hello")
+    assert page.status().startswith("error: ")
+    assert "no_such_stage" in page.status()
+    assert page.replies() == [] and len(page.els(".msg.user")) == 1
+    page.settings(sampler="greedy")
+    page.el("#regenerate").click()  # the same message, now with a valid sampler
+    page.wait_idle()
+    assert len(page.replies()) == 1 and page.tokens()
