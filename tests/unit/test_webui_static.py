@@ -16,7 +16,7 @@ ALL = sorted(p for p in STATIC_DIR.iterdir() if p.is_file())
 
 def test_the_page_and_its_modules_are_there():
     names = {p.name for p in ALL}
-    assert {"index.html", "style.css", "api.js", "reply.js", "uncertainty.js", "chart.js", "store.js", "app.js"} <= names
+    assert {"index.html", "style.css", "api.js", "reply.js", "uncertainty.js", "chart.js", "store.js", "controls.js", "app.js"} <= names
 
 
 def test_every_reference_resolves_to_a_shipped_file():
