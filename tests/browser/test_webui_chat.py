@@ -121,6 +121,11 @@ def test_stop_ends_a_long_reply_and_keeps_what_was_written(page, server):
     n = len(page.tokens())
     assert 4 <= n < 1500
     assert "interrupted" in page.replies()[-1].get_attribute("class").split()
+    # the server cancelled the request: its slot is free again
+    deadline = time.monotonic() + 10
+    while server.request("/slots")[1]["busy"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.request("/slots")[1]["busy"] == 0
     time.sleep(1.0)
     assert len(page.tokens()) == n  # nothing more arrives
     # the server is free again: the next reply is written
