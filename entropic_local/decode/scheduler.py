@@ -6,6 +6,9 @@ request at any time; every ``step()`` is ONE ``llama_decode`` for all live seque
 decoding sequence contributes its newest token, sequences still reading their prompt fill
 the rest of the batch with prompt tokens (prefill chunked to ``n_batch``; logits only for a
 prompt's last token, or for every prompt token when the request asks for prompt logprobs).
+The logits of every output come back as one ``[n_outputs, n_vocab]`` view, and their
+statistics (max, log Z, entropy, varentropy) from one compiled call over all rows
+(``kernels/rows.py``); then each sequence's chain selects from its own row.
 A request submitted between two steps joins at the next one. Each sequence has its own
 sampler chain, seed and ``SequenceState``, so every sampler runs per sequence exactly as in
 ``Model.generate``. A finished or cancelled sequence frees its slot at once, and the next
@@ -37,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ContextOverflow, DecodeError, EntropicError, UsageError
-from ..kernels import logit_stats
+from ..kernels import rows_stats
 from ..samplers.candidates import Candidates
 from .request import Prepared, reservation
 from .sequence import Generation, SequenceState, Step
@@ -112,6 +115,7 @@ class Scheduler:
         self.kept_used: dict[int, float] = {}      # free slot -> when it was last used
         self.reserved = 0
         self.cands = Candidates(engine.n_vocab)
+        self._stats = np.empty((max(1, parallel), 4))
 
     # ------------------------------------------------------------------ public
     @property
@@ -155,23 +159,29 @@ class Scheduler:
                 else DecodeError(f"llama_decode failed with code {rc}")
             return self.fail_live(err)
         now = time.perf_counter()
-        engine = self.engine
-        for entry, slot, pos in outputs:
+        # every output row at once: one view of the logits, one compiled stats call
+        rows = self.engine.logits_rows(len(outputs))
+        stats = self._stats if self._stats.shape[0] >= len(outputs) else np.empty((len(outputs), 4))
+        self._stats = stats
+        try:
+            rows_stats(rows, stats)
+        except ValueError as e:  # NaN straight from llama.cpp: a broken model file
+            return self.fail_live(DecodeError(f"llama.cpp decoded unusable logits ({e})"))
+        for k, (entry, slot, pos) in enumerate(outputs):
             t = self.live[slot]
+            raw = rows[k]
+            row = stats[k]
             if pos >= 0:  # a prompt position: score the prompt token after it
-                raw = engine.logits_at(entry)
-                stats = logit_stats(raw, 1.0)
-                log_z = float(stats[1])
+                log_z = float(row[1])
                 nxt = t.req.tokens[pos + 1]
-                t.prompt_scores.append(PromptToken(nxt, float(raw[nxt]) - log_z, float(stats[2]),
-                                                   float(stats[3]), top_logprobs(raw, log_z, t.top_logprobs)))
+                t.prompt_scores.append(PromptToken(nxt, float(raw[nxt]) - log_z, float(row[2]),
+                                                   float(row[3]), top_logprobs(raw, log_z, t.top_logprobs)))
                 continue
             st = t.state
             if not st.token_ids and not t.t_first:
                 t.t_first = now
                 st.timings.prompt_ms = (now - t.t_admit) * 1000
-            raw = engine.logits_at(entry)
-            step = st.step(self.cands, raw)
+            step = st.step(self.cands, raw, stats=(float(row[0]), float(row[1]), float(row[2]), float(row[3])))
             if step is not None:
                 t.steps.append(step)
                 if t.top_logprobs:

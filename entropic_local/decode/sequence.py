@@ -173,14 +173,17 @@ class SequenceState:
     def text(self) -> str:
         return "".join(self.text_parts)
 
-    def step(self, cands: Candidates, raw, attention=None, branch=None) -> Step | None:
+    def step(self, cands: Candidates, raw, attention=None, branch=None, stats=None) -> Step | None:
         """Choose the next token from ``raw`` (this position's logits). Returns its Step, or
         None when the token ends the generation. ``attention`` is the engine's metrics of
         this position (or None); ``branch(fork, logprobs)`` runs a ``Fork`` the chain asked
-        for (``branching.roll_out``); without it the stage's own choice stands."""
+        for (``branching.roll_out``); without it the stage's own choice stands. ``stats``:
+        ``logit_stats(raw, 1.0)`` when the caller computed it already (a batched loop does,
+        for all rows in one call)."""
         engine, chain = self.engine, self.chain
         try:
-            stats = logit_stats(raw, 1.0)
+            if stats is None:
+                stats = logit_stats(raw, 1.0)
         except ValueError as e:  # NaN (or all -inf) straight from llama.cpp: not a sampler bug
             raise DecodeError(f"llama.cpp decoded unusable logits ({e})",
                                  hint="the model file or its metadata is broken; try another file") from None

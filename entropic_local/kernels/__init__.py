@@ -8,6 +8,7 @@ place and return the new ``n``. Semantics follow llama.cpp's ``src/llama-sampler
 Statistics (``stats``)
     logit_stats(logits, temperature) -> (max_logit, log_z, entropy, varentropy)
     free_energy(log_z, temperature) -> -T log Z
+    rows_stats(mat, out) -> n_rows                         logit_stats of every row, one call (``rows``)
 Softmax (``probabilities``)
     softmax(logits, n, out) -> log_z
 Selection (``sampling``)
@@ -50,7 +51,7 @@ from __future__ import annotations
 from ..lazy import lazy_attributes
 
 _WHERE = {
-    "logit_stats": ".stats", "free_energy": ".stats",
+    "logit_stats": ".stats", "free_energy": ".stats", "rows_stats": ".rows",
     "softmax": ".probabilities",
     "argmax": ".sampling", "sample_categorical": ".sampling",
     "top_k": ".truncation", "top_k_into": ".truncation", "top_p": ".truncation", "min_p": ".truncation",

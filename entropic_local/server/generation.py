@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from ..batch.runner import ChatRenderer
 from ..decode.request import BatchRequest
@@ -115,8 +115,9 @@ class Generator:
         use = wire.usage(n_prompt, len(g.token_ids), cached)
         return g, use, wire.timings(g.timings), wire.entropic_summary(g.steps, g.sampler, g.seed)
 
-    async def _wait(self, request: Request, ch) -> list[tuple]:
-        """Every event of a non-streamed request; cancels it if the client goes away."""
+    async def _wait(self, request: Request, ch) -> list[tuple] | None:
+        """Every event of a non-streamed request; None (and the request cancelled) when the
+        client went away."""
         events = []
         try:
             while True:
@@ -126,7 +127,7 @@ class Generator:
                     if await request.is_disconnected():
                         self.s.runtime.cancel(ch)
                         self.s.metrics.cancelled.inc()
-                        raise asyncio.CancelledError from None
+                        return None
                     continue
                 events.append(ev)
                 if ev[0] == "end":
@@ -181,6 +182,8 @@ class Generator:
         if req.stream:
             return self._sse(request, ch, self._chat_stream(ch, req, rid, created, name, top))
         events = await self._wait(request, ch)
+        if events is None:
+            return Response(status_code=499)
         t = events[-1][1]
         self._ended(t)
         g, use, tim, summary = self._finish(t)
@@ -241,6 +244,8 @@ class Generator:
         if req.stream:
             return self._sse(request, ch, self._completion_stream(ch, req, rid, created, name, want_lp))
         events = await self._wait(request, ch)
+        if events is None:
+            return Response(status_code=499)
         t = events[-1][1]
         self._ended(t)
         g, use, tim, summary = self._finish(t)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -41,6 +42,10 @@ class _WithHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] not in ("GET", "HEAD"):
+            # POST /v1/no-such-route is a 404 like any unknown route; 405 only for the page's files
+            _, found = self.app.lookup_path(self.app.get_path(scope))
+            raise HTTPException(405 if found is not None else 404)
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":

@@ -179,9 +179,6 @@ class Page:
         if wait:
             self.wait_idle()
 
-    def busy(self) -> bool:
-        return not self.el("#stop").get_property("disabled") is True
-
     def wait_idle(self, timeout: float = REPLY_TIMEOUT) -> None:
         self.wait(lambda d: self.el("#stop").get_property("disabled") is True
                   and not self.els(".msg.streaming"), "the reply to end", timeout)
@@ -232,9 +229,6 @@ class Page:
             if req.get("method") == "POST" and req.get("url", "").endswith(path) and req.get("postData"):
                 out.append(json.loads(req["postData"]))
         return out
-
-    def console_errors(self) -> list[str]:
-        return [e["message"] for e in self.d.get_log("browser") if e.get("level") == "SEVERE"]
 
 
 @pytest.fixture(scope="module")

@@ -74,8 +74,16 @@ def test_hovering_a_token_shows_its_numbers(page, first_reply):
 
 def test_keyboard_moves_between_tokens_and_shows_each_ones_numbers(page, first_reply):
     toks = first_reply["tokens"]
-    page.js("document.querySelector('.msg.assistant .tok').focus()")
-    page.d.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    # from the message box, Shift+Tab reaches the reply: one tab stop, its first token
+    page.el("#prompt").click()
+    for _ in range(40):
+        page.d.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+        if page.d.switch_to.active_element.get_attribute("class").startswith("tok"):
+            break
+    active = page.d.switch_to.active_element
+    assert "tok" in active.get_attribute("class").split() and active.get_attribute("data-i") == "0"
+    assert page.tooltip()["entropy"] == f"{toks[0]['entropy']:.3f} nats"
+    active.send_keys(Keys.ARROW_RIGHT)
     active = page.d.switch_to.active_element
     assert active.get_attribute("data-i") == "1"
     tip = page.tooltip()
@@ -113,6 +121,11 @@ def test_stop_ends_a_long_reply_and_keeps_what_was_written(page, server):
     n = len(page.tokens())
     assert 4 <= n < 1500
     assert "interrupted" in page.replies()[-1].get_attribute("class").split()
+    # the server cancelled the request: its slot is free again
+    deadline = time.monotonic() + 10
+    while server.request("/slots")[1]["busy"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.request("/slots")[1]["busy"] == 0
     time.sleep(1.0)
     assert len(page.tokens()) == n  # nothing more arrives
     # the server is free again: the next reply is written
@@ -233,3 +246,50 @@ def test_a_malformed_import_is_refused_with_a_reason(page, tmp_path):
     page.wait(lambda d: page.status().startswith("cannot import"), "the refusal", 10)
     assert "a system message may only come first (message 1)" in page.status()
     assert len(page.els(".conversations li")) == n
+
+
+def test_an_adaptive_samplers_decisions_show_in_the_tooltip(page, server):
+    """Every extra key the API puts on a token entry (sampler decisions such as Entropix's
+    action and temperature) is a row of that token's tooltip."""
+    fields = {"sampler": "entropix", "seed": 3, "max_tokens": 6, "top_logprobs": 3}
+    page.js("document.getElementById('new-chat').click()")
+    page.settings(**fields)
+    page.send("Name a colour.")
+    status, direct = server.request("/v1/chat/completions", {
+        "messages": [{"role": "user", "content": "Name a colour."}], "logprobs": True, **fields})
+    assert status == 200, direct
+    entries = direct["choices"][0]["logprobs"]["content"]
+    standard = {"token", "logprob", "bytes", "top_logprobs", "entropy", "varentropy"}
+    spans = page.els(".msg.assistant .tok")
+    assert len(spans) == len(entries)
+    for span, e in zip(spans, entries):
+        page.hover(span)
+        tip = page.tooltip()
+        extra = {k for k, v in e.items() if k not in standard and v is not None}
+        shown = set(tip) - {"logprob", "probability", "entropy", "varentropy", "token", "alternatives", "describes"}
+        flat = set()
+        for k in extra:
+            flat |= set(e[k]) if isinstance(e[k], dict) else {k}
+        assert shown == flat, (e, tip)
+        for k in flat:
+            v = e[k] if k in e else next(e[x][k] for x in extra if isinstance(e[x], dict) and k in e[x])
+            if isinstance(v, bool) or v is None:
+                want = json.dumps(v)
+            elif isinstance(v, (int, float)):
+                want = str(int(v)) if float(v).is_integer() else f"{v:.3f}"
+            else:
+                want = str(v)
+            assert tip[k] == want, k
+
+
+def test_a_refused_request_shows_the_servers_reason_and_keeps_no_reply(page):
+    page.js("document.getElementById('new-chat').click()")
+    page.settings(sampler="no_such_stage=1", max_tokens=4)
+    page.send("Hello")
+    assert page.status().startswith("error: ")
+    assert "no_such_stage" in page.status()
+    assert page.replies() == [] and len(page.els(".msg.user")) == 1
+    page.settings(sampler="greedy")
+    page.el("#regenerate").click()  # the same message, now with a valid sampler
+    page.wait_idle()
+    assert len(page.replies()) == 1 and page.tokens()

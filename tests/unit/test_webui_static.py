@@ -16,7 +16,7 @@ ALL = sorted(p for p in STATIC_DIR.iterdir() if p.is_file())
 
 def test_the_page_and_its_modules_are_there():
     names = {p.name for p in ALL}
-    assert {"index.html", "style.css", "api.js", "reply.js", "uncertainty.js", "chart.js", "store.js", "app.js"} <= names
+    assert {"index.html", "style.css", "api.js", "reply.js", "uncertainty.js", "chart.js", "store.js", "controls.js", "app.js"} <= names
 
 
 def test_every_reference_resolves_to_a_shipped_file():
@@ -64,3 +64,5 @@ def test_the_mount_serves_the_page_after_the_apps_routes():
     assert c.get("/app.js").headers["content-type"].startswith("text/javascript")
     assert c.get("/health").json() == {"status": "ok"}  # the app's route wins
     assert c.get("/no-such-file.js").status_code == 404
+    assert c.post("/v1/no-such-route", json={}).status_code == 404  # unknown routes stay 404s
+    assert c.post("/app.js", json={}).status_code == 405

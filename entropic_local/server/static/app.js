@@ -4,15 +4,13 @@
 import * as api from "./api.js";
 import { ReplyView, Tooltip } from "./reply.js";
 import { EntropyChart } from "./chart.js";
-import { legend, fmt } from "./uncertainty.js";
+import { legend } from "./uncertainty.js";
 import * as store from "./store.js";
+import { readSettings as formSettings, applySettings as applyForm, requestBody, metaLine, askKey, showModel } from "./controls.js";
 
 const $ = (id) => document.getElementById(id);
-const NUMBER_FIELDS = {
-  temperature: parseFloat, top_p: parseFloat, top_k: (v) => parseInt(v, 10), min_p: parseFloat,
-  repeat_penalty: parseFloat, presence_penalty: parseFloat, frequency_penalty: parseFloat,
-  seed: (v) => parseInt(v, 10), max_tokens: (v) => parseInt(v, 10), top_logprobs: (v) => parseInt(v, 10),
-};
+const readSettings = () => formSettings(state.mode);
+const applySettings = (s) => applyForm(s, setMode);
 
 const state = {
   conversations: store.loadAll(),
@@ -29,48 +27,6 @@ function status(text, bad = false) {
   const s = $("status");
   s.textContent = text;
   s.classList.toggle("bad", bad);
-}
-
-// -- settings ---------------------------------------------------------------------------
-function readSettings() {
-  const s = { sampler: $("sampler").value.trim(), color: state.mode };
-  for (const [name, parse] of Object.entries(NUMBER_FIELDS)) {
-    const raw = $(name).value.trim();
-    if (raw === "") continue;
-    const v = parse(raw);
-    if (Number.isFinite(v)) s[name] = v;
-  }
-  const stop = $("stop-strings").value.split("\n").filter((x) => x !== "");
-  if (stop.length) s.stop = stop;
-  return s;
-}
-
-function applySettings(s) {
-  if (!s || typeof s !== "object") return;
-  if (typeof s.sampler === "string") $("sampler").value = s.sampler;
-  for (const name of Object.keys(NUMBER_FIELDS)) {
-    if (name in s) $(name).value = s[name] === null || s[name] === undefined ? "" : String(s[name]);
-  }
-  if (Array.isArray(s.stop)) $("stop-strings").value = s.stop.filter((x) => typeof x === "string").join("\n");
-  if (["entropy", "logprob", "off"].includes(s.color)) setMode(s.color);
-}
-
-// The request: the conversation's messages and the page's settings as request fields.
-function requestBody(conv, messages) {
-  const s = readSettings();
-  const body = { messages: [] };
-  if (state.model) body.model = state.model.id;
-  if (conv.system) body.messages.push({ role: "system", content: conv.system });
-  for (const m of messages) body.messages.push({ role: m.role, content: m.content });
-  body.stream_options = { include_usage: true };
-  body.logprobs = true;
-  body.top_logprobs = Number.isInteger(s.top_logprobs) ? Math.max(0, Math.min(20, s.top_logprobs)) : 5;
-  if (s.sampler) body.sampler = s.sampler;
-  for (const k of ["temperature", "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "seed", "max_tokens"]) {
-    if (k in s) body[k] = s[k];
-  }
-  if (s.stop) body.stop = s.stop;
-  return body;
 }
 
 function setMode(mode) {
@@ -169,27 +125,6 @@ function renderUser(m) {
   text.textContent = m.content; // text, never markup
 }
 
-function metaLine(m) {
-  const parts = [];
-  const n = (m.usage && m.usage.completion_tokens) || (m.logprobs ? m.logprobs.length : 0);
-  if (n) parts.push(`${n} tokens`);
-  const tps = m.timings && (m.timings.predicted_per_second ?? m.timings.tokens_per_second);
-  if (typeof tps === "number") parts.push(`${tps.toFixed(1)} tokens/s`);
-  if (m.entropic && typeof m.entropic === "object") {
-    for (const [k, v] of Object.entries(m.entropic)) {
-      if (v === null || v === undefined) continue;
-      if (typeof v === "number") parts.push(`${k.replace(/_/g, " ")} ${Number.isInteger(v) ? v : fmt(v)}`);
-      else if (typeof v === "string") parts.push(`${k.replace(/_/g, " ")} ${v}`);
-      else if (typeof v === "object" && !Array.isArray(v)) {
-        const inner = Object.entries(v).filter(([, x]) => typeof x === "number" || typeof x === "string").map(([a, x]) => `${a} ${x}`);
-        if (inner.length) parts.push(`${k.replace(/_/g, " ")}: ${inner.join(", ")}`);
-      }
-    }
-  }
-  if (m.finish_reason) parts.push(`finish: ${m.finish_reason}`);
-  return parts.join(" · ");
-}
-
 function renderAssistant(m) {
   const { art, text } = messageShell("assistant");
   text.setAttribute("role", "group");
@@ -200,18 +135,20 @@ function renderAssistant(m) {
   const chartBox = document.createElement("div");
   const meta = document.createElement("div");
   meta.className = "meta";
-  art.append(chartBox, spansEl, meta);
+  // the chart above the text: the text grows downwards without moving (repainting) it
+  text.before(chartBox);
+  art.append(spansEl, meta);
   const scale = state.mode === "off" ? "entropy" : state.mode;
   let chart = null;
   const view = new ReplyView(text, {
     mode: scale, tooltip, spansEl,
-    onChange: (v) => {
+    onChange: (v, final) => {
       if (!v.records.length) return;
       // while writing, keep the newest text in view unless the reader scrolled up
       const bottom = document.documentElement.scrollHeight - window.innerHeight - window.scrollY;
       if (art.classList.contains("streaming") && bottom < 120) art.scrollIntoView({ block: "end" });
       if (!chart) chart = new EntropyChart(chartBox, { onPick: (i) => v.focusToken(i) });
-      chart.update(v.records, v.mode);
+      chart.update(v.records, v.mode, final);
     },
   });
   const entry = { view, art, meta, message: m };
@@ -243,28 +180,11 @@ function updateButtons() {
   for (const id of ["new-chat", "export-chat", "import-file"]) $(id).disabled = busy;
 }
 
-// -- the API key ------------------------------------------------------------------------
-function askKey(reason) {
-  const dlg = $("key-dialog");
-  $("key-reason").textContent = reason || "This server asks for an API key. It is kept in this browser only.";
-  $("key-input").value = api.apiKey();
-  return new Promise((resolve) => {
-    dlg.addEventListener("close", () => {
-      if (dlg.returnValue === "save") api.setApiKey($("key-input").value.trim());
-      else if (dlg.returnValue === "forget") api.setApiKey("");
-      resolve(dlg.returnValue === "save");
-    }, { once: true });
-    dlg.returnValue = "";
-    dlg.showModal();
-    $("key-input").focus();
-  });
-}
-
 // -- writing a reply --------------------------------------------------------------------
 async function generate() {
   const conv = state.conv;
   const history = conv.messages.slice();
-  const body = requestBody(conv, history);
+  const body = requestBody(conv, history, state.model);
   const m = { role: "assistant", content: "", logprobs: [] };
   conv.messages.push(m);
   const entry = renderAssistant(m);
@@ -390,28 +310,6 @@ async function importChat(file) {
 }
 
 // -- the model --------------------------------------------------------------------------
-function showModel(entry, health) {
-  const dl = $("model-details");
-  dl.replaceChildren();
-  const add = (k, v) => {
-    const dt = document.createElement("dt");
-    dt.textContent = k;
-    const dd = document.createElement("dd");
-    dd.textContent = typeof v === "number" && !Number.isInteger(v) ? fmt(v) : String(v);
-    dl.append(dt, dd);
-  };
-  const flat = (obj, prefix = "") => {
-    for (const [k, v] of Object.entries(obj || {})) {
-      if (v === null || v === undefined || k === "object") continue;
-      if (typeof v === "object" && !Array.isArray(v)) flat(v, `${prefix}${k}.`);
-      else if (!Array.isArray(v)) add(`${prefix}${k}`, v);
-    }
-  };
-  flat(entry);
-  if (health && typeof health === "object") flat(health, "health.");
-  $("model-info").textContent = entry ? entry.id : "no model";
-}
-
 async function loadModel() {
   try {
     const list = await api.models();

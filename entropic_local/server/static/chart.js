@@ -6,6 +6,9 @@ import { SCALES, HIGH_LEVEL, level, fmt } from "./uncertainty.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 600, H = 64, PAD = 2;
+// While a reply streams the chart is redrawn at most this often (ms): an SVG repaint per
+// token would cost the machine more than the text does.
+export const REDRAW_MS = 500;
 
 function svgEl(tag, attrs = {}) {
   const e = document.createElementNS(NS, tag);
@@ -23,6 +26,9 @@ export class EntropyChart {
     this.svg.append(this.bars, this.line);
     container.append(this.svg);
     this.records = [];
+    this.mode = "entropy";
+    this.last = -Infinity;  // when it was last drawn (performance.now())
+    this.timer = null;
     this.onPick = onPick;
     this.svg.addEventListener("click", (e) => {
       if (!this.onPick || !this.records.length) return;
@@ -32,10 +38,24 @@ export class EntropyChart {
     });
   }
 
-  // Redraw for the reply's token records; bar height is entropy (nats) on a scale of at
-  // least 4 nats, the dashed line at the entropy scale's high-uncertainty bound.
-  update(records, mode) {
+  // Redraw for the reply's token records, at most every REDRAW_MS unless `now` (the
+  // final draw of a reply); bar height is entropy (nats) on a scale of at least 4 nats,
+  // the dashed line at the entropy scale's high-uncertainty bound.
+  update(records, mode, now = false) {
     this.records = records;
+    this.mode = mode;
+    const wait = this.last + REDRAW_MS - performance.now();
+    if (!now && wait > 0) {
+      if (this.timer === null) this.timer = setTimeout(() => { this.timer = null; this.draw(); }, wait);
+      return;
+    }
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.draw();
+  }
+
+  draw() {
+    const records = this.records, mode = this.mode;
+    this.last = performance.now();
     const hs = records.map((r) => (r.entropy === null ? 0 : r.entropy));
     const top = Math.max(4, ...hs);
     const n = Math.max(records.length, 1);

@@ -5,6 +5,9 @@
 import { tokenRecord, level, highSpans, tooltipContent, LEVELS } from "./uncertainty.js";
 
 const LEVEL_CLASSES = Array.from({ length: LEVELS }, (_, i) => `lv${i}`);
+// Tokens reach the page at most this often (ms): one layout and paint for several tokens,
+// so a browser watching a fast stream costs the machine little.
+export const FLUSH_MS = 200;
 
 // The single floating tooltip of the page (role="tooltip"), described-by the token it shows.
 export class Tooltip {
@@ -36,7 +39,7 @@ export class Tooltip {
 
 export class ReplyView {
   // container: the element the tokens go in; spans: where the list of high-uncertainty
-  // runs goes; onChange: called (at most once a frame) after tokens arrive.
+  // runs goes; onChange: called (at most every FLUSH_MS) after tokens arrive.
   constructor(container, { mode, tooltip, spansEl = null, onChange = null }) {
     this.container = container;
     this.mode = mode;
@@ -48,7 +51,8 @@ export class ReplyView {
     this.spans = [];     // the span element of each
     this.plain = "";     // text that came without logprobs
     this.decoder = new TextDecoder("utf-8");
-    this.pending = false;
+    this.pending = null;                           // the timer of the next flush
+    this.frag = document.createDocumentFragment(); // tokens not on the page yet
     container.addEventListener("keydown", (e) => this.onKey(e));
   }
 
@@ -78,7 +82,7 @@ export class ReplyView {
       this.entries.push(entry);
       this.records.push(record);
       this.spans.push(span);
-      this.container.append(span);
+      this.frag.append(span);
     }
     this.changed();
   }
@@ -87,13 +91,14 @@ export class ReplyView {
   addText(text) {
     if (!text) return;
     this.plain += text;
-    this.container.append(document.createTextNode(text));
+    this.frag.append(document.createTextNode(text));
     this.changed();
   }
 
   // The stream ended: flush a trailing partial character, and make the shown text agree
   // with the message's content (a stop string the server cut is not shown).
   finish(content) {
+    this.flush();
     const rest = this.decoder.decode();
     if (rest && this.spans.length) this.spans[this.spans.length - 1].textContent += rest;
     if (typeof content === "string" && this.spans.length) {
@@ -110,7 +115,7 @@ export class ReplyView {
         this.container.append(document.createTextNode(content.slice(shown.length)));
       }
     }
-    this.render();
+    this.render(true);
   }
 
   tint(span, record) {
@@ -122,17 +127,25 @@ export class ReplyView {
   setMode(mode) {
     this.mode = mode;
     this.spans.forEach((s, i) => this.tint(s, this.records[i]));
-    this.render();
+    this.render(true);
   }
 
   changed() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => { this.pending = false; this.render(); });
+    if (this.pending === null) this.pending = setTimeout(() => this.flush(), FLUSH_MS);
   }
 
-  // Mark the high-uncertainty runs and list them (each a button that focuses its first token).
-  render() {
+  // Put the tokens that arrived on the page, then mark and report.
+  flush() {
+    if (this.pending !== null) clearTimeout(this.pending);
+    this.pending = null;
+    if (!this.frag.firstChild) return;
+    this.container.append(this.frag);
+    this.render();
+  }
+
+  // Mark the high-uncertainty runs and list them (each a button that focuses its first
+  // token); `final`: the reply is complete (or shown anew), not streaming.
+  render(final = false) {
     for (const s of this.spans) s.classList.remove("hi", "hi-start", "hi-end");
     const runs = highSpans(this.records, this.mode);
     for (const [a, b] of runs) {
@@ -158,7 +171,7 @@ export class ReplyView {
         }
       }
     }
-    if (this.onChange) this.onChange(this);
+    if (this.onChange) this.onChange(this, final);
   }
 
   focusToken(i) {

@@ -21,7 +21,7 @@ export const SCALES = {
   },
 };
 export const LEVELS = 5;
-export const HIGH_LEVEL = 3; // a token at this level or above is "high uncertainty"
+export const HIGH_LEVEL = 4; // a token at this level or above is "high uncertainty" (≥ 3 nats; p < 0.15)
 
 const STANDARD = new Set(["token", "logprob", "bytes", "top_logprobs", "entropy", "varentropy"]);
 
@@ -129,7 +129,7 @@ export function tooltipContent(record) {
   });
   for (const k of keys) {
     const v = record.info[k];
-    row(INFO_LABEL[k] || k.replace(/_/g, " "), typeof v === "number" ? fmt(v) : String(v), k);
+    row(INFO_LABEL[k] || k.replace(/_/g, " "), typeof v === "number" && !Number.isInteger(v) ? fmt(v) : String(v), k);
   }
   frag.append(dl);
   if (record.top.length) {
@@ -147,6 +147,9 @@ export function tooltipContent(record) {
       table.append(tr);
     }
     frag.append(table);
+    if (!record.top.some((t) => t.token === record.token)) {
+      frag.append(el("div", "tip-note", `the chosen token is not among the top ${record.top.length}`));
+    }
   }
   return frag;
 }
