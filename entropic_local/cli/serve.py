@@ -101,6 +101,7 @@ def serve_command(model_arg, model, n_ctx, threads, engine_opts, sampler, flags,
             if not self.should_exit:
                 click.echo(f"entropic-local: serving {m.name} at {url} (parallel {parallel}, context "
                            f"{m.n_ctx} per request{', API key required' if api_key else ''}; Ctrl-C to stop)")
+                click.echo(f"entropic-local: chat page at {url[:-len('/v1')]}/")
                 sys.stdout.flush()
 
         def handle_exit(self, sig, frame):
