@@ -115,3 +115,19 @@ def test_bad_constraints_are_refused_before_decoding(smollm2):
         smollm2.generate("x", json_schema={"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}}})
     with pytest.raises(GrammarError, match="dead end"):
         smollm2.generate("x", grammar=r"root ::= [^\x00-\U0010FFFF]")
+
+
+def test_json_strings_refuse_raw_control_characters(any_model):
+    """The converter's string rule let a raw line break into a JSON string (text json.loads
+    refuses); the grammar given to llama.cpp excludes control characters there."""
+    from entropic_local.engine.grammar import Grammar, json_schema_grammar
+
+    e = any_model.engine
+    g = Grammar(e, json_schema_grammar({"type": "string"}))
+    quote = e.tokenize('"', add_special=False)
+    assert len(quote) == 1
+    g.accept(quote[0])
+    for text in ("\n", "\t"):
+        toks = e.tokenize(text, add_special=False)
+        assert len(toks) == 1 and not g.allows(toks[0]), text
+    assert g.allows(e.tokenize("a", add_special=False)[0])
