@@ -131,3 +131,25 @@ def test_json_strings_refuse_raw_control_characters(any_model):
         toks = e.tokenize(text, add_special=False)
         assert len(toks) == 1 and not g.allows(toks[0]), text
     assert g.allows(e.tokenize("a", add_special=False)[0])
+
+
+def test_chat_set_grammar_and_json_schema(smollm2):
+    from entropic_local.chat.session import ChatSession
+    from entropic_local.chat.templates import select_template
+    from entropic_local.registry import check_gguf_header
+    from entropic_local.samplers import SamplerChain
+
+    tmpl, _ = select_template(None, gguf_template=check_gguf_header(smollm2.engine.path).chat_template,
+                              registry_template="gguf", model_label="smollm2-135m")
+    s = ChatSession(smollm2, tmpl, SamplerChain.parse("llama"))
+    assert "grammar" in s.set_param("grammar", 'root ::= "yes" | "no"')
+    with pytest.raises(GrammarError):
+        s.set_param("grammar", "root ::= nope")
+    assert s.grammar == 'root ::= "yes" | "no"'          # unchanged by the refused one
+    s.set_param("json_schema", '{"enum": ["up", "down"]}')
+    assert s.grammar is None and s.json_schema == {"enum": ["up", "down"]}
+    s.set_param("json_schema", "none")
+    assert s.json_schema is None
+    s.set_param("dry_multiplier", "0.8")
+    s.set_param("dry_sequence_breaker", '["\\n"]')
+    assert s.chain["dry"].breakers == ("\n",)
