@@ -24,6 +24,7 @@ import time
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..kernels.sampling import argmax, sample_categorical
 from ..kernels.probabilities import softmax
@@ -99,6 +100,9 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / abs(b) if b != 0.0 else abs(a - b)
 
 
+# One thread, as documented: the numpy reference's BLAS dot products would otherwise start
+# their own threads and fight llama.cpp's (and each other) for the cores.
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def run_kernel_bench(logits: np.ndarray | None = None, repeats: int = 200) -> dict:
     """Time the kernels on ``logits`` (float32 1-D; default synthetic 262,144); see module doc."""
     source = "synthetic" if logits is None else "given"

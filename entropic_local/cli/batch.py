@@ -22,7 +22,7 @@ from .options import CONTEXT_SETTINGS, n_ctx_option, sampler_options, signals_de
               help="CPU threads (default: physical cores; with --ray: per actor, default 1).")
 @click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
               help="Layers to offload to the GPU (-1: all).")
-@sampler_options
+@sampler_options(seed="batch")
 @click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=256, show_default=True,
               help="Tokens per line unless the line sets max_tokens.")
 @click.option("-p", "--parallel", type=click.IntRange(1, 256), default=8, show_default=True,

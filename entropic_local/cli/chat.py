@@ -30,7 +30,7 @@ def _reply_cap(ctx, param, value):
 @click.command("chat", context_settings=CONTEXT_SETTINGS)
 @click.argument("model_arg", metavar="[MODEL]", required=False)
 @model_options
-@sampler_options
+@sampler_options(seed="chat")
 @constraint_options
 @click.option("--system", metavar="TEXT", default=None, help="System prompt (change it later with /set system).")
 @click.option("-n", "--max-tokens", type=int, default=DEFAULT_REPLY_TOKENS, show_default=True,

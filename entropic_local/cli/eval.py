@@ -12,7 +12,7 @@ from .options import CONTEXT_SETTINGS, model_options, read_stdin, verbose_option
 
 @click.command("eval", context_settings=CONTEXT_SETTINGS)
 @click.argument("text_file", type=click.Path(dir_okay=False, allow_dash=True))
-@model_options
+@model_options(attention="scores")
 @click.option("-n", "--max-tokens", type=click.IntRange(min=1), default=None,
               help="Score at most this many tokens of the text.")
 @click.option("-s", "--sampler", "samplers", multiple=True, metavar="NAME=SPEC",

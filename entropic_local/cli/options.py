@@ -17,7 +17,7 @@ import click
 from ..errors import Terminated, UsageError
 
 __all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "n_ctx_option",
-           "sampler_options", "clean_text", "read_stdin", "strip_final_newline", "stdin_text",
+           "sampler_options", "sampler_help", "ATTENTION_HELP", "SEED_HELP", "clean_text", "read_stdin", "strip_final_newline", "stdin_text",
            "signals_deferred", "on_sigterm", "check_writable"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -73,9 +73,19 @@ def n_ctx_option(help_text: str = "Context size in tokens") -> Callable:
              "multiple of 256 (default: min(4096, the training context)).")
 
 
-def model_options(f: Callable) -> Callable:
-    """Options shared by every command that loads a model."""
-    return _apply(f, [
+ATTENTION_HELP = {
+    "steps": "Capture these layers' attention (turns flash attention off): attention entropy, "
+             "varentropy, agreement and interaction strength for every token, in the output and "
+             "for the samplers that read them.",
+    "scores": "Capture these layers' attention (turns flash attention off) for the samplers that "
+              "read it (entropix) while the text is scored.",
+}
+
+
+def model_options(f: Callable | None = None, *, attention: str = "steps") -> Callable:
+    """Options shared by every command that loads a model. ``@model_options`` or
+    ``@model_options(attention="scores")`` (what ``--attention`` does there: ``ATTENTION_HELP``)."""
+    opts = [
         click.option("-m", "--model", default=None, metavar="MODEL",
                      help="A .gguf path or a name from models.txt (default: smollm2-135m)."),
         n_ctx_option(),
@@ -83,16 +93,36 @@ def model_options(f: Callable) -> Callable:
                      help="CPU threads (default: $ENTROPIC_LOCAL_THREADS, else the number of physical cores)."),
         click.option("--n-gpu-layers", "-ngl", type=int, default=0, show_default=True,
                      help="Layers to offload to the GPU (-1: all)."),
-        click.option("--attention", default=None, metavar="last|all|3,7,11",
-                     help="Capture these layers' attention; adds attention entropy, varentropy, "
-                          "agreement and interaction strength to each step (flash attention off)."),
-    ])
+        click.option("--attention", default=None, metavar="last|all|3,7,11", help=ATTENTION_HELP[attention]),
+    ]
+    if f is None:
+        return lambda g: _apply(g, opts)
+    return _apply(f, opts)
 
 
-def sampler_options(f: Callable) -> Callable:
+SEED_HELP = {
+    "generate": "Random seed (default: a fresh one, reported in --json output).",
+    "chat": "Random seed for every reply (default: a fresh one each reply; /set seed changes it).",
+    "batch": "Base seed: each line's seed is derived from it and the line's custom_id (default: "
+             "a fresh one per line, reported in its row).",
+}
+
+
+def sampler_help() -> str:
+    """``--sampler``'s help, listing the presets that exist (``samplers.presets.PRESETS``)."""
+    from ..samplers.presets import PRESETS
+
+    return ("A chain spec such as 'top_k=40,top_p=0.95,min_p=0.05,temp=0.8' or a preset: "
+            + ", ".join(PRESETS) + ".")
+
+
+def sampler_options(f: Callable | None = None, *, seed: str = "generate") -> Callable:
     """``--sampler SPEC``, every llama.cpp sampling flag the stages declare (``--temp``,
-    ``--top-k``...: ``samplers.registry.flag_table``) and ``--seed``. The command gets
-    ``sampler`` and ``flags`` (the flags given, by key) instead of one argument per flag."""
+    ``--top-k``...: ``samplers.registry.flag_table``) and ``--seed`` (its help: ``SEED_HELP``).
+    The command gets ``sampler`` and ``flags`` (the flags given, by key) instead of one
+    argument per flag. ``@sampler_options`` or ``@sampler_options(seed="batch")``."""
+    if f is None:
+        return lambda g: sampler_options(g, seed=seed)
     from ..samplers.registry import flag_table
 
     table = [flag for flag, _ in flag_table().values()]
@@ -104,12 +134,10 @@ def sampler_options(f: Callable) -> Callable:
 
     return _apply(command, [
         click.option("-s", "--sampler", default="llama", show_default=True, metavar="SPEC",
-                     help="A chain spec such as 'top_k=40,top_p=0.95,min_p=0.05,temp=0.8' "
-                          "or a preset (greedy, llama)."),
+                     help=sampler_help()),
         *(click.option(fl.cli, fl.key, type=fl.kind, default=None, multiple=fl.multiple,
                        help=fl.help) for fl in table),
-        click.option("--seed", type=click.IntRange(min=0), default=None,
-                     help="Random seed (default: a fresh one, reported in --json output)."),
+        click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP[seed]),
     ])
 
 
