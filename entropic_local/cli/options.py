@@ -193,13 +193,19 @@ def sampler_options(f: Callable | None = None, *, seed: str = "generate") -> Cal
 
 
 def _flag_value(flag: Any, value: Any) -> Any:
-    """A repeatable text flag's values as a tuple (``none`` alone: the empty tuple; not
-    given: None); other flags as click parsed them."""
+    """A repeatable text flag's values as a tuple (``none`` clears those before it, as in
+    llama.cpp; not given: None); other flags as click parsed them."""
     if not flag.multiple:
         return value
     if not value:
         return None
-    return () if tuple(value) == ("none",) else tuple(value)
+    out: list[str] = []
+    for v in value:  # as llama.cpp: "none" clears the breakers given so far
+        if v == "none":
+            out.clear()
+        else:
+            out.append(v)
+    return tuple(out)
 
 
 def clean_text(s: str) -> str:

@@ -95,12 +95,25 @@ def json_schema_grammar(schema: Any) -> str:
         raise GrammarError(f"the JSON schema uses {bad}, which the grammar converter cannot "
                            "enforce", hint="drop it, or check that part after generating")
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        return _strict_strings(json_schema_to_gbnf(json.dumps(schema)))
     except RecursionError:
         raise GrammarError("the JSON schema cannot be converted to a grammar: it nests too deeply") from None
     except Exception as e:  # the converter asserts / raises ValueError, KeyError...
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GrammarError(f"the JSON schema cannot be converted to a grammar: {msg[:200]}") from None
+
+
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def _strict_strings(gbnf: str) -> str:
+    """The converter's string characters without the control characters JSON forbids raw
+    in a string: llama-cpp-python 0.3.36's port writes ``char ::= [^"\\] | ...``, which lets
+    a raw line break into a string (text ``json.loads`` refuses); llama.cpp's own converter
+    excludes ``\x00-\x1F`` and ``\x7F`` there, and so does this."""
+    return "\n".join(_STRICT_CHAR + ln[len(_LOOSE_CHAR):] if ln.startswith(_LOOSE_CHAR) else ln
+                     for ln in gbnf.split("\n"))
 
 
 JSON_OBJECT_GRAMMAR = None  # filled on first use (the converter is imported lazily)

@@ -115,3 +115,41 @@ def test_bad_constraints_are_refused_before_decoding(smollm2):
         smollm2.generate("x", json_schema={"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}}})
     with pytest.raises(GrammarError, match="dead end"):
         smollm2.generate("x", grammar=r"root ::= [^\x00-\U0010FFFF]")
+
+
+def test_json_strings_refuse_raw_control_characters(any_model):
+    """The converter's string rule let a raw line break into a JSON string (text json.loads
+    refuses); the grammar given to llama.cpp excludes control characters there."""
+    from entropic_local.engine.grammar import Grammar, json_schema_grammar
+
+    e = any_model.engine
+    g = Grammar(e, json_schema_grammar({"type": "string"}))
+    quote = e.tokenize('"', add_special=False)
+    assert len(quote) == 1
+    g.accept(quote[0])
+    for text in ("\n", "\t"):
+        toks = e.tokenize(text, add_special=False)
+        assert len(toks) == 1 and not g.allows(toks[0]), text
+    assert g.allows(e.tokenize("a", add_special=False)[0])
+
+
+def test_chat_set_grammar_and_json_schema(smollm2):
+    from entropic_local.chat.session import ChatSession
+    from entropic_local.chat.templates import select_template
+    from entropic_local.registry import check_gguf_header
+    from entropic_local.samplers import SamplerChain
+
+    tmpl, _ = select_template(None, gguf_template=check_gguf_header(smollm2.engine.path).chat_template,
+                              registry_template="gguf", model_label="smollm2-135m")
+    s = ChatSession(smollm2, tmpl, SamplerChain.parse("llama"))
+    assert "grammar" in s.set_param("grammar", 'root ::= "yes" | "no"')
+    with pytest.raises(GrammarError):
+        s.set_param("grammar", "root ::= nope")
+    assert s.grammar == 'root ::= "yes" | "no"'          # unchanged by the refused one
+    s.set_param("json_schema", '{"enum": ["up", "down"]}')
+    assert s.grammar is None and s.json_schema == {"enum": ["up", "down"]}
+    s.set_param("json_schema", "none")
+    assert s.json_schema is None
+    s.set_param("dry_multiplier", "0.8")
+    s.set_param("dry_sequence_breaker", '["\\n"]')
+    assert s.chain["dry"].breakers == ("\n",)

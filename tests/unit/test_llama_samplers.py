@@ -292,3 +292,75 @@ def test_history_survives_a_flag_change():
         c.accept(t)
     c2 = c.with_params(dry_base=2.0)
     assert c2["dry"].window == (1, 2, 3) and c2["dry"].base == 2.0
+
+
+# -- batch lines: the new flags and structured output -----------------------------------------
+
+def test_batch_lines_take_the_new_flags_and_constraints():
+    import json
+
+    from entropic_local.batch.jobs import BadLine, parse_line, sampling_flags
+
+    j = parse_line(json.dumps({"custom_id": "a", "prompt": "x", "dry_multiplier": 0.8,
+                               "dry_sequence_breakers": ["\n", "."], "xtc_probability": 0.5,
+                               "mirostat": 2, "mirostat_tau": 4.0, "adaptive_target": 0.3}), 1)
+    flags = sampling_flags(j.settings)
+    assert flags["dry_sequence_breakers"] == ("\n", ".") and flags["mirostat"] == 2
+    assert SamplerChain.from_options("llama", **flags).stages[-1].name == "mirostat_v2"
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    cases = [
+        ({"grammar": 'root ::= "a"'}, {"grammar": 'root ::= "a"'}),
+        ({"json_schema": schema}, {"json_schema": schema}),
+        ({"response_format": {"type": "json_object"}}, {"json_schema": "json_object"}),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}},
+         {"json_schema": schema}),
+        ({"response_format": {"type": "text"}}, {}),
+    ]
+    for extra, want in cases:
+        body = {"messages": [{"role": "user", "content": "hi"}], **extra}
+        j = parse_line(json.dumps({"custom_id": "c", "url": "/v1/chat/completions", "body": body}), 2)
+        got = {k: j.settings[k] for k in ("grammar", "json_schema") if k in j.settings}
+        assert got == want, extra
+    for bad in [{"grammar": 3}, {"json_schema": "x"}, {"response_format": {"type": "xml"}},
+                {"response_format": {"type": "json_schema", "json_schema": {}}},
+                {"grammar": 'root ::= "a"', "response_format": {"type": "json_object"}},
+                {"dry_sequence_breakers": [1]}]:
+        r = parse_line(json.dumps({"custom_id": "b", "prompt": "x", **bad}), 3)
+        assert isinstance(r, BadLine) and r.code == "invalid_request", bad
+
+
+@pytest.mark.parametrize("spec", [
+    "dry:multiplier=1.0,allowed_length=0,top_k=5,xtc:probability=1.0,threshold=0.0,mirostat",
+    "penalties:repeat=1.3,dry=0.5,min_p=0.1,xtc=0.7,temp=1.5,mirostat_v2:tau=1.0,eta=1.0",
+    "dry:multiplier=2.0,base=3.0,last_n=-1,top_p=0.9,adaptive_p:target=0.9,decay=0.0",
+    "logit_bias:0=-inf,1=-inf,xtc:probability=1.0,threshold=0.01,adaptive_p=0.0",
+    "top_n_sigma=1.0,mirostat:tau=0.0,eta=2.0,m=2",
+])
+def test_new_stages_pick_live_tokens_on_hostile_logits(spec):
+    """Random, tied, masked and huge logits: the chosen token is a live, unmasked candidate,
+    every step, and the spec parses back."""
+    chain = SamplerChain.parse(spec, seed=4)
+    assert SamplerChain.parse(str(chain)) == chain
+    rng = np.random.default_rng(0)
+    v = int(rng.integers(2, 300))
+    for step in range(60):
+        kind = step % 5
+        z = (rng.normal(size=v) * 10 ** rng.uniform(-3, 3)).astype(np.float32)
+        if kind == 1:
+            z[:] = 1.0
+        elif kind == 2:
+            z[rng.random(v) < 0.7] = -np.inf
+            z[0] = 0.0
+        elif kind == 3:
+            z = rng.integers(0, 3, size=v).astype(np.float32)
+        c = Candidates(v)
+        c.reset(z)
+        try:
+            chain.apply(c)
+        except InvalidSamplerSpec as e:   # logit_bias banned what was left: refused clearly
+            assert "left no token" in str(e) or "outside the vocabulary" in str(e)
+            continue
+        tok = c.selected_token
+        assert 0 <= c.selected < c.n and z[tok] > -np.inf and c.logits[c.selected] > -np.inf
+        chain.accept(tok)
+        chain.step_info()

@@ -763,6 +763,8 @@ def run_chain(chain: SamplerChain, raw: np.ndarray, steps: int) -> None:
 @given(chains(), logits(max_n=300), st.integers(1, 3))
 @example(SamplerChain([STAGES["free_energy"]()]), np.zeros(3, np.float32), 1)  # found: read back as the preset
 @example(SamplerChain([STAGES["free_energy"](t=5e-324)]), np.zeros(3, np.float32), 1)  # found: 1/t overflowed
+@example(SamplerChain.parse("thermostat:target=5e-324,w=0.0,iters=1"),
+         np.array([1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1], np.float32), 1)  # found: target/(H_max - target) underflowed
 def test_every_stage_in_random_chains(chain, raw, steps):
     """Every sampler stage, in random chains with random valid parameters: the chosen token
     is a kept, unmasked candidate; the chain's spec parses back to an equal chain."""

@@ -65,6 +65,14 @@ class AdaptiveP(Seeded, Stage):
     def flags_off(cls, values: dict[str, Any]) -> bool:
         return values.get("target", -1.0) < 0.0
 
+    def chain_from_flags(self, stages: list) -> list:
+        """``--adaptive-target`` replaces the selector, except mirostat (which llama.cpp keeps,
+        ignoring adaptive-p, when both are given)."""
+        last = stages[-1] if stages else None
+        if last is not None and getattr(last, "slot", None) == "mirostat":
+            return list(stages)
+        return super().chain_from_flags(stages)
+
     def reset(self, seed: int | None = None) -> None:
         self._reset_stream(seed)
         self._fresh()

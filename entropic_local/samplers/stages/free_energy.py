@@ -133,7 +133,10 @@ def solve_temperature(logits, n: int, target: float, t0: float, t_min: float, t_
     if target <= 0.0:
         return t_min, 0
     h_max = math.log(m)
-    y_target = math.log(target / (h_max - target))
+    ratio = target / (h_max - target)
+    if ratio <= 0.0:  # a subnormal target underflows: it is 0 for every T we can reach
+        return t_min, 0
+    y_target = math.log(ratio)
     log_t_min, log_t_max = math.log(t_min), math.log(t_max)
     lo, hi = log_t_min, log_t_max
     lo_tried = hi_tried = False      # whether H was evaluated at the original bounds
