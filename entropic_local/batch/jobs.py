@@ -36,6 +36,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ..decode.request import constraint_setting
 from ..errors import UsageError
 from ..samplers.flags import check_flag_value
 from ..samplers.registry import flag_table
@@ -116,42 +117,6 @@ def _settings(src: dict[str, Any], where: str) -> dict[str, Any]:
         out["max_tokens" if k == "max_completion_tokens" else k] = v
     return out
 
-
-def constraint_setting(src: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """``{"grammar": GBNF}`` or ``{"json_schema": schema or "json_object"}`` from a request's
-    ``grammar``, ``json_schema`` or ``response_format`` (at most one); ``{}`` for none."""
-    found: dict[str, Any] = {}
-    g = src.get("grammar")
-    if g is not None:
-        if not isinstance(g, str) or not g.strip():
-            raise ValueError(f"{where}grammar must be a non-empty GBNF string")
-        found["grammar"] = g
-    js = src.get("json_schema")
-    if js is not None:
-        if not isinstance(js, dict):
-            raise ValueError(f"{where}json_schema must be an object")
-        found["json_schema"] = js
-    rf = src.get("response_format")
-    if rf is not None:
-        if not isinstance(rf, dict) or not isinstance(rf.get("type"), str):
-            raise ValueError(f"{where}response_format must be an object with a type")
-        kind = rf["type"]
-        if kind == "json_object":
-            schema = rf.get("schema")  # llama-server also takes a schema here
-            found["json_schema"] = schema if isinstance(schema, dict) else "json_object"
-        elif kind == "json_schema":
-            spec = rf.get("json_schema")
-            schema = spec.get("schema") if isinstance(spec, dict) else None
-            if not isinstance(schema, dict):
-                raise ValueError(f"{where}response_format.json_schema.schema must be an object")
-            found["json_schema"] = schema
-        elif kind != "text":
-            raise ValueError(f"{where}response_format.type {kind!r} is not supported "
-                             "(text, json_object, json_schema)")
-    given = [k for k in ("grammar", "json_schema", "response_format") if src.get(k) is not None]
-    if len(given) > 1:
-        raise ValueError(f"{where}{' and '.join(given)} both constrain the output: give one")
-    return found
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -22,7 +22,8 @@ from starlette.responses import JSONResponse, Response
 
 from ..batch.runner import ChatRenderer
 from ..decode.request import BatchRequest
-from ..errors import APIError, ChatTemplateError, ContextOverflow, EntropicError, InvalidSamplerSpec, QueueFull
+from ..errors import (APIError, ChatTemplateError, ContextOverflow, EntropicError, GrammarError, InvalidSamplerSpec,
+                      QueueFull)
 from ..samplers.chain import SamplerChain
 from ..samplers.stages.logit_bias import LogitBias
 from . import wire
@@ -42,6 +43,8 @@ def _api_error(e: EntropicError) -> APIError:
         return APIError(str(e), 400, param="messages", code="context_length_exceeded")
     if isinstance(e, ChatTemplateError):
         return APIError(str(e), 422, param="messages", code="chat_template_error")
+    if isinstance(e, GrammarError):
+        return APIError(str(e), 400, param="response_format", code="invalid_grammar")
     if isinstance(e, QueueFull):
         return APIError(str(e), 503, type="server_error", code="queue_full")
     return APIError(str(e), 400)
@@ -95,7 +98,7 @@ class Generator:
         stop += [s for s in stops if s not in stop]
         chain = self._chain(req)
         p = model.prepare(BatchRequest(tokens, max_tokens=min(limit, room), sampler=chain, seed=req.seed,
-                                       stop=stop or None))
+                                       stop=stop or None, **req.constraint()))
         if prompt_text is not None:
             p.prompt = prompt_text
         return p
@@ -113,7 +116,7 @@ class Generator:
         n_prompt = len(t.req.tokens)
         cached = n_prompt - g.timings.prompt_eval_tokens
         use = wire.usage(n_prompt, len(g.token_ids), cached)
-        return g, use, wire.timings(g.timings), wire.entropic_summary(g.steps, g.sampler, g.seed)
+        return g, use, wire.timings(g.timings), wire.entropic_summary(g.steps, g.sampler, g.seed, g.constraint)
 
     async def _wait(self, request: Request, ch) -> list[tuple] | None:
         """Every event of a non-streamed request; None (and the request cancelled) when the
@@ -194,7 +197,7 @@ class Generator:
 
     def _chat_lp(self, step, top) -> dict:
         return wire.chat_logprob(self.s.model.engine.piece(step.token_id), step.logprob, step.entropy,
-                                 step.varentropy, self._pieces(top))
+                                 step.varentropy, self._pieces(top), step.info)
 
     async def _chat_stream(self, ch, req: ChatRequest, rid, created, name, top):
         inc = req.include_usage

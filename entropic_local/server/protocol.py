@@ -6,8 +6,10 @@ OpenAI answers). Every failure is an ``APIError`` (HTTP 400) naming the field.
 
 Fields a client may send that change nothing here are accepted and ignored: ``model`` (one
 model is served), ``user``, ``store``, ``metadata``, ``service_tier``, ``parallel_tool_calls``,
-``n`` = 1, ``response_format`` of type ``text``. Features not served are refused by name
-(``n`` > 1, ``tools``, other response formats, image content).
+``n`` = 1. Structured output: ``response_format`` (``text``, ``json_object``, ``json_schema``
+with its ``schema``) on chat, and llama-server's ``grammar`` (GBNF) / ``json_schema`` on both
+endpoints, at most one of them (``constraint``). Features not served are refused by name
+(``n`` > 1, ``tools``, image content).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..decode.request import constraint_setting
 from ..errors import APIError
 
 __all__ = ["ChatRequest", "CompletionRequest", "TokenizeRequest", "DetokenizeRequest", "parse_body",
@@ -60,8 +63,15 @@ class Message(_Strict):
         return "".join(p.text for p in self.content)
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")  # name, description, strict: accepted
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
 class ResponseFormat(_Strict):
-    type: Literal["text"]
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")  # llama-server: json_object + schema
 
 
 class _Sampling(_Strict):
@@ -82,6 +92,8 @@ class _Sampling(_Strict):
     dynatemp_range: float | None = Field(None, ge=0)
     dynatemp_exponent: float | None = Field(None, ge=0)
     sampler: str | None = Field(None, min_length=1, max_length=4096)
+    grammar: str | None = Field(None, min_length=1)      # llama-server: GBNF text
+    json_schema: dict[str, Any] | None = None             # llama-server: a JSON schema
     seed: int | None = Field(None, ge=0, lt=2**64)
     stop: Union[str, list[str], None] = None
     logit_bias: dict[str, float] | None = None
@@ -119,6 +131,19 @@ class _Sampling(_Strict):
                 raise ValueError(f"logit_bias values must be in [-100, 100], got {b}")
             out[tok] = b
         return out
+
+    def constraint(self) -> dict[str, Any]:
+        """``{"grammar": GBNF}``, ``{"json_schema": schema or "json_object"}`` or ``{}``
+        (``decode.request.constraint_setting``); more than one given is an error."""
+        src: dict[str, Any] = {"grammar": self.grammar, "json_schema": self.json_schema}
+        rf = getattr(self, "response_format", None)
+        if rf is not None:
+            src["response_format"] = rf.model_dump(by_alias=True, exclude_none=True)
+        try:
+            return constraint_setting(src)
+        except ValueError as e:
+            raise APIError(str(e), 400, param="response_format" if rf is not None else "grammar",
+                           code="invalid_value") from None
 
     def flags(self) -> dict[str, Any]:
         """The sampling flags given, by ``SamplerChain.with_params`` key."""

@@ -65,10 +65,13 @@ def timings(t) -> dict[str, Any]:
     }
 
 
-def entropic_summary(steps, sampler: str, seed: int) -> dict[str, Any]:
+def entropic_summary(steps, sampler: str, seed: int, constraint: dict | None = None) -> dict[str, Any]:
+    """A choice's ``entropic`` block; ``constraint`` (a grammar's summary: the log-mass it
+    removed...) when the request had one."""
     n = len(steps)
     actions = Counter(s.info["action"] for s in steps if "action" in s.info)
-    return {
+    extra = {"constraint": constraint} if constraint is not None else {}
+    return {**extra,
         "mean_entropy": sum(s.entropy for s in steps) / n if n else None,
         "mean_varentropy": sum(s.varentropy for s in steps) / n if n else None,
         "perplexity": math.exp(-sum(s.logprob for s in steps) / n) if n else None,
@@ -86,15 +89,21 @@ def _token(piece: bytes) -> tuple[str, list[int]]:
 
 
 def chat_logprob(piece: bytes, logprob: float, entropy: float, varentropy: float,
-                 top: list[tuple[bytes, float]]) -> dict[str, Any]:
-    """One ``logprobs.content[]`` entry, with ``entropy`` and ``varentropy``."""
+                 top: list[tuple[bytes, float]], info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One ``logprobs.content[]`` entry, with ``entropy`` and ``varentropy`` and the step's
+    sampler fields (``info``: an adaptive sampler's action, temperature, α; a grammar's allowed
+    log-mass...) as extra keys, scalar values only, never over the OpenAI keys."""
     text, b = _token(piece)
     alts = []
     for p, lp in top:
         t, bb = _token(p)
         alts.append({"token": t, "logprob": _num(lp), "bytes": bb})
-    return {"token": text, "logprob": _num(logprob), "bytes": b, "top_logprobs": alts,
-            "entropy": _num(entropy), "varentropy": _num(varentropy)}
+    entry = {"token": text, "logprob": _num(logprob), "bytes": b, "top_logprobs": alts,
+             "entropy": _num(entropy), "varentropy": _num(varentropy)}
+    for k, v in (info or {}).items():
+        if k not in entry and isinstance(v, (bool, int, float, str)):
+            entry[k] = _num(v) if isinstance(v, float) else v
+    return entry
 
 
 def chat_response(rid: str, created: int, model: str, text: str, reason: str,

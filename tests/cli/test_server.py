@@ -401,3 +401,54 @@ def eos_bias_key(s) -> dict:
     toks = httpx.post(s.base + "/tokenize", json={"content": "<|im_end|><|endoftext|>"},
                       headers={"Authorization": "Bearer k"}).json()["tokens"]
     return {str(t): -100 for t in toks}
+
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                            "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+
+
+def test_response_format_json_schema_and_grammar_constrain_the_reply(server):
+    jsonschema = pytest.importorskip("jsonschema")
+    c = server.client()
+    msgs = [{"role": "user", "content": "Describe a person as JSON."}]
+    for seed in range(3):
+        r = c.chat.completions.create(
+            model="x", messages=msgs, max_tokens=60, temperature=1.0, seed=seed, logprobs=True,
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": SCHEMA}})
+        ch = r.choices[0]
+        assert ch.finish_reason == "stop", ch.message.content
+        jsonschema.validate(json.loads(ch.message.content), SCHEMA)
+        summary = ch.model_extra["entropic"]["constraint"]
+        assert summary["complete"] and summary["log_mass_removed"] >= 0
+        assert all("grammar_log_mass" in e.model_extra for e in ch.logprobs.content)
+    # llama-server's grammar field, on completions
+    g = 'root ::= ("yes" | "no") "."'
+    r = c.completions.create(model="x", prompt="Is the sky blue? Answer:", max_tokens=8, temperature=1.0,
+                             seed=1, extra_body={"grammar": g})
+    assert r.choices[0].text in ("yes.", "no.")
+
+
+@pytest.mark.parametrize("extra,param", [
+    ({"grammar": "root ::= ("}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
+    ({"response_format": {"type": "xml"}}, "response_format"),
+    ({"grammar": 'root ::= "a"', "response_format": {"type": "json_object"}}, "response_format"),
+])
+def test_bad_constraints_are_openai_errors(server, extra, param):
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **extra}
+    r = server.post("/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["message"] and err["param"].startswith(param)
+    assert server.client().completions.create(model="x", prompt="ok", max_tokens=2).choices[0].text is not None
+
+
+def test_adaptive_samplers_per_token_fields_reach_the_logprobs(server):
+    r = server.client().chat.completions.create(
+        model="x", messages=[{"role": "user", "content": "Tell me a story."}], max_tokens=12, seed=3,
+        logprobs=True, extra_body={"sampler": "entropix"})
+    entries = r.choices[0].logprobs.content
+    assert entries and all(isinstance(e.model_extra.get("action"), str) for e in entries)
+    counts = r.choices[0].model_extra["entropic"]["actions"]
+    assert sum(counts.values()) == len(entries)
