@@ -86,7 +86,7 @@ def _model_key(path: Path) -> str:
 
 
 def cache_path(hw, model_path: Path, kind: str | None) -> Path:
-    key = f"{hw.machine_id}-{hw.build_id}-{_model_key(model_path)}-{kind or 'none'}"
+    key = f"v2-{hw.machine_id}-{hw.build_id}-{_model_key(model_path)}-{kind or 'none'}"
     return cache_dir() / "probe" / f"{key}.json"
 
 
@@ -117,7 +117,9 @@ def run_child(model_path: str | os.PathLike, use_extra_bufts: bool, n_ubatch: in
         return False, f"killed by {name}", True
     last = (r.stderr.strip().splitlines() or [""])[-1][:200]
     what = f"exit status {r.returncode}" + (f": {last}" if last else "")
-    return False, what, r.returncode == 3 or r.returncode >= 128  # 3: non-finite logits
+    # 3: non-finite logits, which the model itself may produce (broken metadata): evidence
+    # only of a model the plain path will report on, not of a crash
+    return False, what, r.returncode >= 128
 
 
 def verdict(model_path: str | os.PathLike, hw, n_threads: int, *, log=None) -> Verdict:
