@@ -29,16 +29,17 @@ def _ours_once(model, n_tokens: int, seed: int, sampler: str = "llama") -> dict:
     first = last = None
     n = 0
     ids = []
+    c_first = c_last = 0.0
     for step in model.stream(BENCH_PROMPT, max_tokens=n_tokens, sampler=sampler, seed=seed):
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if first is None:
-            first = now
-        last = now
+            first, c_first = now, cpu
+        last, c_last = now, cpu
         n += 1
         ids.append(step.token_id)
     t_end = time.perf_counter()
     return {"tokens": n, "gen_s": (last - first) if n > 1 else float("nan"), "total_s": t_end - t0,
-            "ids": ids}
+            "cpu_s": c_last - c_first, "ids": ids}
 
 
 def _raw_once(model, ids: list[int]) -> dict:
@@ -53,23 +54,31 @@ def _theirs_once(llm, n_tokens: int, seed: int) -> dict:
     t0 = time.perf_counter()
     first = last = None
     n = 0
+    c_first = c_last = 0.0
     for chunk in llm.create_completion(
         BENCH_PROMPT, max_tokens=n_tokens, temperature=SETTINGS["temp"], top_k=SETTINGS["top_k"],
         top_p=SETTINGS["top_p"], min_p=SETTINGS["min_p"], repeat_penalty=1.0, seed=seed, stream=True,
     ):
         if chunk["choices"][0]["finish_reason"] is not None:
             continue  # the closing chunk carries no token
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if first is None:
-            first = now
-        last = now
+            first, c_first = now, cpu
+        last, c_last = now, cpu
         n += 1
     t_end = time.perf_counter()
-    return {"tokens": n, "gen_s": (last - first) if n > 1 else float("nan"), "total_s": t_end - t0}
+    return {"tokens": n, "gen_s": (last - first) if n > 1 else float("nan"), "total_s": t_end - t0,
+            "cpu_s": c_last - c_first}
 
 
-def _tps(run: dict) -> float:
-    return (run["tokens"] - 1) / run["gen_s"] if run["tokens"] > 1 and run["gen_s"] > 0 else float("nan")
+def _tps(run: dict, key: str = "gen_s") -> float:
+    return (run["tokens"] - 1) / run[key] if run["tokens"] > 1 and run[key] > 0 else float("nan")
+
+
+def _cpu_tps(run: dict) -> float:
+    """Tokens per second of CPU time (this process, all threads): on a machine shared with
+    other jobs, time spent descheduled does not count."""
+    return _tps(run, "cpu_s")
 
 
 def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None, verbose: bool, log,
@@ -117,6 +126,8 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
     ratios = [_tps(o) / _tps(t) for o, t in zip(ours, theirs)]
     raw_ratios = [_tps(o) / _tps(w) for o, w in zip(ours, raws)]
     e2e = [(o["tokens"] / o["total_s"]) / (t["tokens"] / t["total_s"]) for o, t in zip(ours, theirs)]
+    cpu_ratios = [_cpu_tps(o) / _cpu_tps(t) for o, t in zip(ours, theirs)]
+    cpu_raw = [_cpu_tps(o) / _cpu_tps(w) for o, w in zip(ours, raws)]
     out = {
         "model": name,
         "path": str(model.path),
@@ -133,6 +144,8 @@ def bench_model(name: str, *, n_tokens: int, rounds: int, n_threads: int | None,
         "ratio_end_to_end": statistics.median(e2e),
         "ratios": ratios,
         "ratios_raw": raw_ratios,
+        "ratio_cpu": statistics.median(cpu_ratios),
+        "ratio_raw_cpu": statistics.median(cpu_raw),
     }
     # other presets against `llama` on our side and against create_completion, alternated;
     # with `attention`, the presets run on a second model that captures those layers (the
@@ -246,6 +259,8 @@ def format_report(report: dict) -> str:
             f"{m['raw_tps']:>10.1f}{m['llama_cpp_python_tps']:>14.1f}{m['ratio_raw']:>10.3f}{m['ratio']:>10.3f}"
             f"{m['ratio_end_to_end']:>9.2f}"
         )
+    lines.append("the same ratios in CPU time (robust to other jobs on the machine): " + "; ".join(
+        f"{m['model']} ours/raw {m['ratio_raw_cpu']:.3f}, ours/lcp {m['ratio_cpu']:.3f}" for m in report["models"]))
     for m in report["models"]:
         e = m["engine"]
         lines.append(f"{m['model']}: repack {'on' if e['repack'] else 'off'}, -ub {e['n_ubatch']}, "

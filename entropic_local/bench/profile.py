@@ -27,12 +27,15 @@ def profile_ours(model, n_tokens: int, prompt: str = "Once upon a time", sampler
                      "cum_us_per_token": ct * 1e6 / max(n, 1)})
     rows.sort(key=lambda r: -r["own_us_per_token"])
     total = sum(r["own_us_per_token"] for r in rows)
-    return {"tokens": n, "us_per_token": total, "top": rows[:top]}
+    decode = sum(r["own_us_per_token"] for r in rows if r["function"].startswith("_submit ("))
+    return {"tokens": n, "us_per_token": total, "decode_us_per_token": decode,
+            "decode_share": decode / total if total else float("nan"), "top": rows[:top]}
 
 
 def format_profile(p: dict) -> str:
     lines = [f"{p['model']}: {p['profile']['tokens']} tokens, {p['profile']['us_per_token']:.0f} us/token "
-             "profiled (cProfile adds overhead); own time per token:"]
+             f"profiled (cProfile adds overhead), {p['profile']['decode_share']:.3f} of it in llama_decode "
+             f"({p['profile']['decode_us_per_token']:.0f} us), the rest Python; own time per token:"]
     for r in p["profile"]["top"]:
         lines.append(f"  {r['own_us_per_token']:8.1f} us  {r['calls']:>7} calls  {r['function']}")
     return "\n".join(lines)

@@ -24,6 +24,12 @@ from .choose import choose_config
 from .config import EngineConfig, Verdict, flash_attn_value
 from .probe import check_fault, fault
 
+# llama_get_logits_ith returning the address as an int (a prototype of our own: the
+# binding's returns a float pointer object, costlier to turn into an array every token)
+_LOGITS_ADDR = llama.llama_cpp._lib["llama_get_logits_ith"]
+_LOGITS_ADDR.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+_LOGITS_ADDR.restype = ctypes.c_void_p
+
 DEFAULT_N_CTX = 4096
 MIN_N_CTX = 16
 CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
@@ -165,6 +171,7 @@ class Engine:
         self._mem = llama.llama_get_memory(self._ctx)
         self._batch = llama.llama_batch_init(self.n_batch, 0, max(1, int(n_seq_max)))
         self.tokens: list[int] = []
+        self._views: dict[int, np.ndarray] = {}
         self._pieces: dict[int, bytes] = {}
         self._saved_prompt: tuple[tuple[int, ...], np.ndarray] | None = None
         self._logits_override: np.ndarray | None = None
@@ -308,10 +315,21 @@ class Engine:
         """Logits of the last evaluated position: a zero-copy view valid until the next decode."""
         if self._logits_override is not None:
             return self._logits_override
-        ptr = llama.llama_get_logits_ith(self._ctx, -1)
-        if not ptr:
-            raise RuntimeError("no logits available: nothing has been decoded")
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return self._logits_view(-1, "no logits available: nothing has been decoded")
+
+    def _logits_view(self, i: int, missing: str) -> np.ndarray:
+        """A numpy view of llama.cpp's logits row ``i``, made once per address: the output
+        buffer stays put between decodes, so the per-token cost is one C call."""
+        addr = _LOGITS_ADDR(self._ctx, int(i))
+        if not addr:
+            raise RuntimeError(missing)
+        views = self._views
+        v = views.get(addr)
+        if v is None:
+            if len(views) > 512:  # a reallocated output buffer: forget the old addresses
+                views.clear()
+            v = views[addr] = np.ctypeslib.as_array((ctypes.c_float * self.n_vocab).from_address(addr))
+        return v
 
     def _submit(self, entries) -> int:
         """Fill the batch with ``(token, pos, seq_id, want_logits)`` entries and decode it."""
@@ -443,10 +461,7 @@ class Engine:
 
     def logits_at(self, i: int) -> np.ndarray:
         """Logits of entry ``i`` of the last ``decode_entries`` (zero-copy view)."""
-        ptr = llama.llama_get_logits_ith(self._ctx, int(i))
-        if not ptr:
-            raise RuntimeError(f"no logits for batch entry {i}")
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return self._logits_view(i, f"no logits for batch entry {i}")
 
     def logits_rows(self, n: int) -> np.ndarray:
         """The logits of all ``n`` outputs of the last ``decode_entries``, in entry order: an
@@ -486,6 +501,7 @@ class Engine:
         llama.llama_batch_free(self._batch)
         llama.llama_free(self._ctx)
         self._ctx = ctx
+        self._views = {}
         self._mem = llama.llama_get_memory(ctx)
         self._batch = llama.llama_batch_init(self.n_batch, 0, int(n))
         self.n_seq_max = int(n)

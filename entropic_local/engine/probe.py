@@ -86,13 +86,15 @@ def _model_key(path: Path) -> str:
 
 
 def cache_path(hw, model_path: Path, kind: str | None) -> Path:
-    key = f"{hw.machine_id}-{hw.build_id}-{_model_key(model_path)}-{kind or 'none'}"
+    key = f"v2-{hw.machine_id}-{hw.build_id}-{_model_key(model_path)}-{kind or 'none'}"
     return cache_dir() / "probe" / f"{key}.json"
 
 
 def run_child(model_path: str | os.PathLike, use_extra_bufts: bool, n_ubatch: int | None, n_threads: int,
-              timeout: float = TIMEOUT_S) -> tuple[bool, str]:
-    """Run the probe child with one configuration: (passed, what happened)."""
+              timeout: float = TIMEOUT_S) -> tuple[bool, str, bool]:
+    """Run the probe child with one configuration: (passed, what happened, crashed). A
+    failure that is not a crash (a Python error in the child: the model file cannot be
+    read, the package cannot be imported) says nothing about the fast path."""
     cmd = [sys.executable, "-m", "entropic_local.engine.probe_child", str(model_path),
            "--repack" if use_extra_bufts else "--no-repack", "--threads", str(n_threads)]
     if n_ubatch is not None:
@@ -104,17 +106,20 @@ def run_child(model_path: str | os.PathLike, use_extra_bufts: bool, n_ubatch: in
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                            stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return False, f"no answer in {timeout:.0f} s"
+        return False, f"no answer in {timeout:.0f} s", True
     if r.returncode == 0:
-        return True, "passed"
+        return True, "passed", False
     if r.returncode < 0:
         try:
             name = signal.Signals(-r.returncode).name
         except ValueError:
             name = f"signal {-r.returncode}"
-        return False, f"killed by {name}"
+        return False, f"killed by {name}", True
     last = (r.stderr.strip().splitlines() or [""])[-1][:200]
-    return False, f"exit status {r.returncode}" + (f": {last}" if last else "")
+    what = f"exit status {r.returncode}" + (f": {last}" if last else "")
+    # 3: non-finite logits, which the model itself may produce (broken metadata): evidence
+    # only of a model the plain path will report on, not of a crash
+    return False, what, r.returncode >= 128
 
 
 def verdict(model_path: str | os.PathLike, hw, n_threads: int, *, log=None) -> Verdict:
@@ -137,11 +142,16 @@ def verdict(model_path: str | os.PathLike, hw, n_threads: int, *, log=None) -> V
     notes = []
     t0 = time.perf_counter()
     for name, use, ub in TRIALS:
-        ok, what = run_child(path, use, ub, n_threads)
-        results[name] = ok
+        ok, what, crashed = run_child(path, use, ub, n_threads)
         notes.append(f"{name}: {what}")
         if log is not None:
             log(f"probe {name}: {what}")
+        if not ok and not crashed:
+            # the child could not run at all: no evidence either way, so the plain path,
+            # not cached (the load itself reports what is wrong)
+            return Verdict(multirow=False, onerow=False, plain=True, source="probe could not run",
+                           detail="; ".join(notes))
+        results[name] = ok
         if ok:
             break
     multirow = results.get("multirow", False)

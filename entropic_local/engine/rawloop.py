@@ -19,7 +19,7 @@ __all__ = ["raw_decode"]
 def raw_decode(engine, prompt: list[int], tokens: list[int]) -> dict:
     """Time ``tokens`` decoded one by one after ``prompt`` on ``engine``'s context (its
     cache is cleared first and left holding prompt + tokens): ``{"tokens", "gen_s",
-    "prompt_s"}``, ``gen_s`` from the first generated token's logits to the last's, as the
+    "prompt_s", "cpu_s"}`` (``cpu_s``: the process's CPU time over ``gen_s``), ``gen_s`` from the first generated token's logits to the last's, as the
     benchmark times the other loops."""
     engine.clear()
     t0 = time.perf_counter()
@@ -33,7 +33,7 @@ def raw_decode(engine, prompt: list[int], tokens: list[int]) -> dict:
     b.logits[0] = 1
     pos = len(prompt)
     # the first token's logits came with the prompt; the clock starts there
-    t_first = time.perf_counter()
+    t_first, c_first = time.perf_counter(), time.process_time()
     for tok in tokens[:-1]:
         b.token[0] = tok
         b.pos[0] = pos
@@ -41,7 +41,7 @@ def raw_decode(engine, prompt: list[int], tokens: list[int]) -> dict:
             raise RuntimeError("llama_decode failed in the raw loop")
         logits_ith(ctx, -1)
         pos += 1
-    t_end = time.perf_counter()
+    t_end, c_end = time.perf_counter(), time.process_time()
     engine.tokens = list(prompt) + list(tokens[:-1])
     engine._saved_prompt = None
-    return {"tokens": len(tokens), "gen_s": t_end - t_first, "prompt_s": t1 - t0}
+    return {"tokens": len(tokens), "gen_s": t_end - t_first, "prompt_s": t1 - t0, "cpu_s": c_end - c_first}

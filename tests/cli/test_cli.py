@@ -161,6 +161,7 @@ def test_trace_jsonl(tmp_path):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     rows = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert rows[0].pop("engine") == d["engine"]  # the settings that made it, on the first line
     assert len(rows) == len(d["steps"]) and rows == d["steps"]
     for row in rows:
         assert {"entropy", "varentropy", "logprob", "action", "temperature", "attn_entropy"} <= set(row)

@@ -66,10 +66,11 @@ def test_roll_out_leaves_the_cache_consistent(name):
                 x = int(np.argmax(z))
                 lp += float(z[x]) - lz
                 ref.eval_token(x)
-        # SmolLM2: identical. Gemma 3: a micro-batch of 4 rows takes another matmul path
-        # than 1 or 2 rows (measured: equal for K = 1, 2; 0.05 nats apart over 4 tokens at
-        # K = 4), the batching noise documented in llama-cpp-facts.md.
-        tol = 1e-9 if name.startswith("smollm2") else 0.1
+        # Within batching noise: a micro-batch of 4 rows takes other matmul and attention
+        # paths than 1 row (Gemma 3: 0.05 nats apart over 4 tokens at K = 4; SmolLM2: equal
+        # with flash attention on, 0.02 nats apart with it off, the default), the batching
+        # noise documented in llama-cpp-facts.md.
+        tol = 0.1
         assert res.logprobs[0] == pytest.approx(lp, abs=tol)
         assert res.entropies[0] == pytest.approx(h, abs=tol)
     finally:
