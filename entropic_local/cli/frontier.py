@@ -104,6 +104,8 @@ def frontier_command(text_file, model, n_ctx, threads, n_gpu_layers, attention, 
     if plot_path:
         from ..evaluation.frontier_plot import require_matplotlib
         require_matplotlib()
+    from ..evaluation.quality_metrics import require_sacrebleu
+    require_sacrebleu()
     prompts = prompts_from_text(text, n_prompts, prompt_words)
     # every sampler spec is checked before a model loads
     from ..samplers.chain import SamplerChain

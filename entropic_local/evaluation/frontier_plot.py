@@ -55,7 +55,7 @@ def plot_frontier(result: Mapping[str, Any], out: str | os.PathLike, *, title: s
         for n in names:
             ax.scatter([], [], color=cmap(names.index(n) % cmap.N), marker="o", label=n)
         for t in temps:
-            ax.scatter([], [], color="grey", marker=_MARKERS[temps.index(t) % len(_MARKERS)], label=f"T = {t:g}")
+            ax.scatter([], [], facecolors="none", edgecolors="black", marker=_MARKERS[temps.index(t) % len(_MARKERS)], label=f"T = {t:g}")
         ax.scatter([], [], facecolors="none", edgecolors="black", s=140, label="on the front at its T")
         ax.set_yscale("log")
         ax.set_xlabel("distinct-2 across a prompt's samples (higher: more diverse)")

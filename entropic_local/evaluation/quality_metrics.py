@@ -36,8 +36,10 @@ import math
 import re
 from typing import Sequence
 
+from ..errors import EntropicError
+
 __all__ = ["words", "ngrams", "distinct_n", "self_bleu", "seq_rep_n", "ends_in_loop",
-           "LOOP_MAX_PERIOD", "LOOP_MIN_WORDS"]
+           "LOOP_MAX_PERIOD", "LOOP_MIN_WORDS", "require_sacrebleu"]
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 LOOP_MAX_PERIOD = 16
@@ -67,10 +69,21 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(seen) / total if total else math.nan
 
 
+SACREBLEU_MISSING = "sacrebleu is not installed: pip install 'entropic-local[frontier]'"
+
+
+def require_sacrebleu():
+    """sacrebleu's ``BLEU`` class, or one clear error."""
+    try:
+        from sacrebleu.metrics import BLEU
+    except ImportError:
+        raise EntropicError(SACREBLEU_MISSING) from None
+    return BLEU
+
+
 def self_bleu(texts: Sequence[str]) -> float:
     """Mean sentence BLEU (sacrebleu, 0-100) of each sample against the others."""
-    from sacrebleu.metrics import BLEU
-
+    BLEU = require_sacrebleu()
     live = [t for t in texts if t.strip()]
     if len(live) < 2:
         return math.nan

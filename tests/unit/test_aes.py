@@ -17,38 +17,39 @@ from entropic_local.samplers.stages.entmax import AES, ALPHA_SNAP, Entmax, aes_a
 S_LO, S_HI, V_SPLIT, A_MAX = aes_mod.S_LO, aes_mod.S_HI, aes_mod.V_SPLIT, aes_mod.ALPHA_MAX
 
 
+# The map's shape with a softmax floor (alpha_min = 1.0); the default floor: test_frontier.py
 @pytest.mark.parametrize("v", [0.0, 0.1, V_SPLIT, 5.0, 50.0])
 def test_map_ends(v):
     for s in (S_HI, S_HI + 0.01, 5.0, 12.5, 1e3):
-        assert aes_alpha(s, v) == 1.0
+        assert aes_alpha(s, v, alpha_min=1.0) == 1.0
     for s in (S_LO, S_LO - 0.01, 0.1, 0.0):
-        assert aes_alpha(s, v) == A_MAX
-    assert aes_alpha(0.0, v, alpha_max=1.5) == 1.5
-    assert aes_alpha(10.0, v, alpha_max=1.5) == 1.0
+        assert aes_alpha(s, v, alpha_min=1.0) == A_MAX
+    assert aes_alpha(0.0, v, alpha_max=1.5, alpha_min=1.0) == 1.5
+    assert aes_alpha(10.0, v, alpha_max=1.5, alpha_min=1.0) == 1.0
 
 
 @pytest.mark.parametrize("v", [V_SPLIT, V_SPLIT + 0.5, 10.0])
 @pytest.mark.parametrize("alpha_max", [1.3, 2.0])
 def test_map_continuous_and_monotone_for_high_varentropy(v, alpha_max):
     s = np.linspace(S_LO - 1.0, S_HI + 1.0, 20001)
-    a = np.array([aes_alpha(x, v, alpha_max=alpha_max) for x in s])
+    a = np.array([aes_alpha(x, v, alpha_max=alpha_max, alpha_min=1.0) for x in s])
     assert np.all(np.diff(a) <= 0.0)                       # non-increasing in S
     ds = s[1] - s[0]
     # Lipschitz with the smoothstep's slope 1.5 (α_max - 1)/(s_hi - s_lo): no jumps
     assert np.max(np.abs(np.diff(a))) <= 1.5 * (alpha_max - 1) / (S_HI - S_LO) * ds * 1.001
     assert a[0] == alpha_max and a[-1] == 1.0
-    mid = aes_alpha(0.5 * (S_LO + S_HI), v, alpha_max=alpha_max)
+    mid = aes_alpha(0.5 * (S_LO + S_HI), v, alpha_max=alpha_max, alpha_min=1.0)
     assert mid == pytest.approx(1 + 0.5 * (alpha_max - 1))
     # C¹ at the bounds: zero slope where the map meets them
     h = 1e-4
-    assert abs(aes_alpha(S_LO + h, v, alpha_max=alpha_max) - alpha_max) < 1e-6
-    assert abs(aes_alpha(S_HI - h, v, alpha_max=alpha_max) - 1.0) < 1e-6
+    assert abs(aes_alpha(S_LO + h, v, alpha_max=alpha_max, alpha_min=1.0) - alpha_max) < 1e-6
+    assert abs(aes_alpha(S_HI - h, v, alpha_max=alpha_max, alpha_min=1.0) - 1.0) < 1e-6
 
 
 @pytest.mark.parametrize("v", [0.0, 0.2, V_SPLIT - 1e-9])
 def test_map_snaps_for_low_varentropy(v):
     s = np.linspace(S_LO - 1.0, S_HI + 1.0, 2001)
-    a = np.array([aes_alpha(x, v) for x in s])
+    a = np.array([aes_alpha(x, v, alpha_min=1.0) for x in s])
     assert set(np.unique(a)) <= {1.0, A_MAX}
     mid = 0.5 * (S_LO + S_HI)
     assert np.all(a[s <= mid] == A_MAX)
@@ -59,7 +60,7 @@ def test_map_snaps_for_low_varentropy(v):
 def test_map_formula():
     s = S_LO + 0.3 * (S_HI - S_LO)
     x = 0.7
-    assert aes_alpha(s, V_SPLIT) == pytest.approx(1 + (A_MAX - 1) * x * x * (3 - 2 * x))
+    assert aes_alpha(s, V_SPLIT, alpha_min=1.0) == pytest.approx(1 + (A_MAX - 1) * x * x * (3 - 2 * x))
     with pytest.raises(ValueError, match="NaN"):
         aes_alpha(float("nan"), 1.0)
 
@@ -147,7 +148,7 @@ def test_aes_uses_the_full_distribution_stats():
     chain = SamplerChain.parse("top_k=3,aes", seed=0)
     c = _cands(z)                                   # S ≈ ln 5000 ≈ 8.5 > s_hi
     chain.apply(c)
-    assert chain.step_info()["alpha"] == 1.0 and chain.step_info()["support"] == 3
+    assert chain.step_info()["alpha"] == aes_mod.ALPHA_MIN and chain.step_info()["support"] == 3
 
 
 def test_aes_reproducible():

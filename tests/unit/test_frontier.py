@@ -141,3 +141,25 @@ def test_sweep_gives_every_family_the_same_number_of_settings():
         at_temperature(spec, 1.0)   # every setting parses
     with pytest.raises(UsageError):
         sweep_samplers(_FakeModel(), ["nope"])
+
+
+def test_aes_alpha_min_hand_values():
+    from entropic_local.errors import InvalidSamplerSpec
+    from entropic_local.samplers.chain import SamplerChain
+    from entropic_local.samplers.stages.entmax import AES, aes_alpha
+
+    kw = dict(s_lo=1.0, s_hi=4.0, v_split=1.0, alpha_max=2.0, alpha_min=1.25)
+    assert aes_alpha(5.0, 3.0, **kw) == 1.25            # S ≥ s_hi: the floor, not softmax
+    assert aes_alpha(0.5, 3.0, **kw) == 2.0             # S ≤ s_lo
+    assert aes_alpha(2.5, 3.0, **kw) == pytest.approx(1.25 + 0.75 * 0.5)   # x = 1/2, g = 1/2
+    assert aes_alpha(3.0, 0.5, **kw) == 1.25            # low V, x = 1/3: the lower bound
+    assert aes_alpha(2.0, 0.5, **kw) == 2.0             # low V, x = 2/3
+    # alpha_min = 1 is the map as before
+    assert aes_alpha(2.5, 3.0, 1.0, 4.0, 1.0, 2.0, 1.0) == pytest.approx(1.5)
+    assert str(SamplerChain([AES()])) == "aes"          # the defaults print as the bare name
+    assert (AES().s_lo, AES().s_hi, AES().alpha_min) == (1.0, 4.0, 1.5)
+    a = AES(s_lo=1.0, s_hi=4.0, alpha_min=1.25)
+    assert str(SamplerChain.parse(str(SamplerChain([a])))) == str(SamplerChain([a]))
+    assert "alpha_min=1.25" in str(SamplerChain([a]))
+    with pytest.raises(InvalidSamplerSpec):
+        SamplerChain.parse("aes:alpha_min=1.8,alpha_max=1.5")

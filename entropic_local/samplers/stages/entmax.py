@@ -13,7 +13,7 @@ Stages (both *select*: they must end a chain):
     1.5), ``t`` > 0 (default 1). α is used as given (α in (1, 1.08) is exact but slow on a
     large vocabulary: most of it is then in the support).
 
-``aes`` (``aes``, ``aes:s_lo=0.5,s_hi=3,v_split=1,alpha_max=2,t=1``)
+``aes`` (``aes``, ``aes:s_lo=1,s_hi=4,v_split=1,alpha_max=2,alpha_min=1.5,t=1``)
     Adaptive entropy sparsity (a sparsity ``ζ(S)`` from the step's entropy): α = D(S, V) per step, then as
     ``entmax``. S and V are the entropy (nats) and varentropy (nats²) of the model's own
     distribution for this step, over the full vocabulary at temperature 1 (``cands.entropy``,
@@ -24,10 +24,11 @@ Stages (both *select*: they must end a chain):
 
         x = clip((s_hi - S) / (s_hi - s_lo), 0, 1)          0 at S ≥ s_hi, 1 at S ≤ s_lo
         g = x² (3 - 2x)                                     smoothstep: g(0) = 0, g(1) = 1
-        D(S, V) = 1 + (α_max - 1) · g                       if V ≥ v_split   (continuous)
-        D(S, V) = α_max if x ≥ 1/2 else 1                   if V <  v_split  (snapped)
+        D(S, V) = α_min + (α_max - α_min) · g               if V ≥ v_split   (continuous)
+        D(S, V) = α_max if x ≥ 1/2 else α_min               if V <  v_split  (snapped)
 
-    so D = 1 (softmax) for S ≥ s_hi and D = α_max (sparsemax at α_max = 2) for S ≤ s_lo
+    with ``α_min`` (``alpha_min``) the floor, so D = α_min for S ≥ s_hi (softmax when
+    α_min = 1; α_min > 1 keeps cutting the far tail even at open steps) and D = α_max (sparsemax at α_max = 2) for S ≤ s_lo
     at any V; in between D is continuous and non-increasing in S when the varentropy is
     high, with zero slope where it meets its bounds (α is C¹ in S), and sits at the nearer
     bound (the midpoint ``(s_lo + s_hi)/2`` goes to α_max) when the varentropy is low.
@@ -46,14 +47,15 @@ Stages (both *select*: they must end a chain):
     few percent of softmax. So the α actually used jumps from 1 to 1.1 where D crosses 1.1
     (with the defaults at S ≈ 2.5 nats). ``info()`` reports the α actually used.
 
-    Defaults, in nats / nats² of the model's own distribution: ``s_lo = 0.5`` (below it the
-    top token typically holds most of the mass: sparsemax keeps it alone or with one or two
-    rivals), ``s_hi = 3.0`` (≥ e³ ≈ 20 effective choices, a genuinely open step: kept
-    dense), ``v_split = 1.0`` (the surprisal of the tokens carrying the mass varies by less
-    than one nat: a plateau, where α goes to a bound), ``alpha_max = 2.0`` (sparsemax).
-    They come from the entropy ranges both test models produce, which are the same although
-    their vocabularies differ; they are absolute, not fractions of ``ln V``. The measured
-    ranges and what ``alpha_max`` trades: ``docs/measurements.md``.
+    Defaults, in nats / nats² of the model's own distribution: ``s_lo = 1.0``, ``s_hi = 4.0``,
+    ``v_split = 1.0`` (the surprisal of the tokens carrying the mass varies by less than one
+    nat: a plateau, where α goes to a bound), ``alpha_max = 2.0`` (sparsemax) and
+    ``alpha_min = 1.5``. They are absolute, not fractions of ``ln V`` (both test models
+    produce the same entropy ranges although their vocabularies differ). ``s_lo``, ``s_hi``
+    and ``alpha_min`` were chosen on the generation-quality frontier of a development text
+    (``benchmarks/tune_frontier.py``; the figures and the held-out check: README, "Which
+    sampler?"): the former map (0.5, 3.0, α_min = 1) sampled untruncated softmax at every
+    open step and fell apart at T = 2. The entropy ranges: ``docs/measurements.md``.
 
 Per step (``info()``, into ``Step.info``): ``alpha`` (the α used) and ``support`` (the number
 of tokens with non-zero probability; ``cands.n`` is reduced to it, so ``Step.n_candidates``
@@ -84,11 +86,11 @@ ALPHA_SNAP = 1.1    # D(S, V) < ALPHA_SNAP is used as α = 1 (softmax)
 
 # Defaults of the map D(S, V), in nats / nats² of the model's own T = 1 distribution
 # (justified in the module doc from the measured entropy ranges).
-S_LO = 0.5          # 20% / 16% of SmolLM2 / Gemma steps below: sparsemax
-S_HI = 3.0          # 27% / 32% of steps above: softmax
+S_LO = 1.0          # below: sparsemax
+S_HI = 4.0          # above: the floor α_min
 V_SPLIT = 1.0       # surprisal std below 1 nat: a plateau, α snaps to a bound
 ALPHA_MAX = 2.0     # sparsemax at the low-entropy end
-ALPHA_MIN = 1.0     # softmax at the high-entropy end
+ALPHA_MIN = 1.5     # entmax-1.5 at the high-entropy end (1.0 would be softmax)
 
 
 def aes_alpha(s: float, v: float, s_lo: float = S_LO, s_hi: float = S_HI,
@@ -191,7 +193,7 @@ class Entmax(OwnTemperature, Dist):
 class AES(Entmax):
     """Adaptive entropy sparsity: ``entmax_α`` with ``α = D(S, V)`` per step (module doc).
 
-    ``AES(s_lo=0.5, s_hi=3.0, v_split=1.0, alpha_max=2.0, t=1.0, seed=None)``.
+    ``AES(s_lo=1.0, s_hi=4.0, v_split=1.0, alpha_max=2.0, t=1.0, alpha_min=1.5, seed=None)``.
     """
 
     name = "aes"
