@@ -48,6 +48,7 @@ class Figure:
     argv: list[str]
     timing: bool = False       # depends on the machine: only with --timing
     table_only: bool = True    # keep only the markdown table lines of the output
+    fenced: bool = False       # the whole output, as a ```text block (plain-text reports)
 
 
 def _quality(model: str) -> Figure:
@@ -61,9 +62,10 @@ FIGURES = {f.name: f for f in [
     _quality("smollm2-135m"),
     _quality("gemma3-270m"),
     Figure("entmax-attention", [PY, "benchmarks/entmax_attention.py", SEED, "-n", "300", "-t", "1"]),
-    Figure("bench", [*CLI, "bench", "--rounds", "5", "-n", "128", "--presets", "aes,thermostat,entropix"],
-           timing=True, table_only=False),
-    Figure("batch-scaling", [*CLI, "bench", "--batch", "--rounds", "2"], timing=True, table_only=False),
+    Figure("bench", [*CLI, "bench", "--rounds", "5", "-n", "128", "--no-kernels", "--presets",
+                     "aes,thermostat,entropix"], timing=True, table_only=False, fenced=True),
+    Figure("batch-scaling", [*CLI, "bench", "--batch", "--rounds", "2"], timing=True, table_only=False,
+           fenced=True),
 ]}
 
 BLOCK = re.compile(r"(<!-- figures: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /figures -->)", re.S)
@@ -78,7 +80,8 @@ def produce(fig: Figure) -> str:
     lines = out.stdout.strip("\n").splitlines()
     if fig.table_only:
         lines = [ln for ln in lines if ln.startswith("|")]
-    return "\n".join(lines).strip("\n") + "\n"
+    body = "\n".join(lines).strip("\n") + "\n"
+    return f"```text\n{body}```\n" if fig.fenced else body
 
 
 def main(argv: list[str] | None = None) -> int:

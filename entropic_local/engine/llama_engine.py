@@ -23,6 +23,8 @@ from .backend import default_threads, ensure_backend, llama, recent_errors
 from .choose import choose_config
 from .config import EngineConfig, Verdict, flash_attn_value
 from .probe import check_fault, fault
+from .sequences import SequenceMethods
+from .tokens import TokenMethods
 
 # llama_get_logits_ith returning the address as an int (a prototype of our own: the
 # binding's returns a float pointer object, costlier to turn into an array every token)
@@ -35,8 +37,10 @@ MIN_N_CTX = 16
 CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
 
 
-class Engine:
-    """One model with one context (sequence 0).
+class Engine(TokenMethods, SequenceMethods):
+    """One model with one context (sequence 0). Its token methods (tokenize, pieces,
+    end-of-generation) are in ``tokens.py``, those for several sequences in one context
+    (batches, KV-cache sequences, sibling contexts) in ``sequences.py``.
 
     ``tokens`` mirrors what the KV cache holds, position by position, so the next prompt can
     reuse the longest common prefix.
@@ -239,77 +243,6 @@ class Engine:
         """The bytes the weights take (as quantised in the file)."""
         return int(llama.llama_model_size(self._model))
 
-    # ------------------------------------------------------------------ tokens
-    def tokenize(self, text: str | bytes, add_special: bool = True, parse_special: bool = False) -> list[int]:
-        data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else bytes(text)
-        n_max = len(data) + 8
-        buf = (llama.llama_token * n_max)()
-        n = llama.llama_tokenize(self._vocab, data, len(data), buf, n_max, add_special, parse_special)
-        if n < 0:  # buffer too small: -n is the size needed
-            n_max = -n
-            buf = (llama.llama_token * n_max)()
-            n = llama.llama_tokenize(self._vocab, data, len(data), buf, n_max, add_special, parse_special)
-            if n < 0:
-                raise UsageError("text could not be tokenised")
-        return list(buf[:n])
-
-    def piece(self, token: int) -> bytes:
-        """The bytes of one token (control tokens render as nothing); cached per token."""
-        p = self._pieces.get(token)
-        if p is None:
-            if not 0 <= token < self.n_vocab:
-                raise UsageError(f"token id {token} is outside the vocabulary (0..{self.n_vocab - 1})")
-            # a buffer of this call's own: ctypes releases the GIL, and a shared one let two
-            # threads (detokenize beside a generation) cache each other's bytes
-            buf = ctypes.create_string_buffer(256)
-            n = llama.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
-            if n < 0:
-                buf = ctypes.create_string_buffer(-n)
-                n = llama.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
-            p = buf.raw[:n]
-            self._pieces[token] = p
-        return p
-
-    def token_text(self, token: int) -> str:
-        """The vocabulary's own text for a token, special tokens included (``<|im_end|>``)."""
-        raw = llama.llama_vocab_get_text(self._vocab, int(token))
-        return raw.decode("utf-8", errors="replace") if raw else ""
-
-    def token_texts(self) -> list[bytes]:
-        """Every token's bytes as llama.cpp's detokenizer renders the token alone, special
-        tokens as text (``llama_detokenize(..., remove_special=False, unparse_special=True)``,
-        what DRY matches its sequence breakers against); computed once."""
-        texts = getattr(self, "_token_texts", None)
-        if texts is None:
-            buf = ctypes.create_string_buffer(512)
-            one = (llama.llama_token * 1)()
-            texts = []
-            for t in range(self.n_vocab):
-                one[0] = t
-                n = llama.llama_detokenize(self._vocab, one, 1, buf, len(buf), False, True)
-                if n < 0:
-                    big = ctypes.create_string_buffer(-n)
-                    n = llama.llama_detokenize(self._vocab, one, 1, big, len(big), False, True)
-                    texts.append(big.raw[:n])
-                else:
-                    texts.append(buf.raw[:n])
-            self._token_texts = texts
-        return texts
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return b"".join(self.piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
-
-    def is_eog(self, token: int) -> bool:
-        if self._eog is not None:
-            return token in self._eog
-        return bool(llama.llama_vocab_is_eog(self._vocab, token))
-
-    @property
-    def eog_tokens(self) -> frozenset[int]:
-        if self._eog is None:
-            return frozenset()
-        return frozenset(self._eog)
-
     # ------------------------------------------------------------------ decoding
     def logits(self) -> np.ndarray:
         """Logits of the last evaluated position: a zero-copy view valid until the next decode."""
@@ -440,86 +373,6 @@ class Engine:
         self._logits_override = None
         if self._attn is not None:  # nothing captured is current any more
             self._attn.begin()
-
-    # ------------------------------------------------------------------ several sequences
-    # Sequence 0 is the one ``eval_prompt`` / ``eval_token`` and ``tokens`` describe. The
-    # methods below serve batch generation and branching (other sequence ids); they need a
-    # context made with ``n_seq_max`` > the highest sequence id used.
-
-    def decode_entries(self, entries: list[tuple[int, int, int, bool]]) -> int:
-        """One ``llama_decode`` of ``(token, pos, seq_id, want_logits)`` entries (at most
-        ``n_batch``). Returns llama.cpp's code: 0 ok, 1 no room in the KV cache (nothing of
-        the batch was kept), other values are errors. Read the logits of entry ``i`` (one
-        with ``want_logits``) with ``logits_at(i)``."""
-        n = len(entries)
-        if not 0 < n <= self.n_batch:
-            raise UsageError(f"a batch holds 1..{self.n_batch} tokens, got {n}")
-        self._logits_override = None
-        if self._attn is not None:  # a new decode: only what it captures is current
-            self._attn.begin()
-        return self._submit(entries)
-
-    def logits_at(self, i: int) -> np.ndarray:
-        """Logits of entry ``i`` of the last ``decode_entries`` (zero-copy view)."""
-        return self._logits_view(i, f"no logits for batch entry {i}")
-
-    def logits_rows(self, n: int) -> np.ndarray:
-        """The logits of all ``n`` outputs of the last ``decode_entries``, in entry order: an
-        ``[n, n_vocab]`` zero-copy view (one call instead of ``n`` ``logits_at``)."""
-        ptr = llama.llama_get_logits(self._ctx)
-        if not ptr:
-            raise RuntimeError("no logits available: nothing has been decoded")
-        return np.ctypeslib.as_array(ptr, shape=(int(n), self.n_vocab))
-
-    def seq_copy(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
-        """Make sequence ``dst`` share ``src``'s cells in [p0, p1) (all when -1): with the
-        unified cache this tags cells, it copies no tensor data."""
-        llama.llama_memory_seq_cp(self._mem, int(src), int(dst), int(p0), int(p1))
-
-    def seq_remove(self, seq: int, p0: int = -1, p1: int = -1) -> bool:
-        """Drop sequence ``seq``'s cells in [p0, p1) (all when -1)."""
-        return bool(llama.llama_memory_seq_rm(self._mem, int(seq), int(p0), int(p1)))
-
-    def seq_pos_max(self, seq: int) -> int:
-        """The highest position sequence ``seq`` holds, -1 when it is empty."""
-        return int(llama.llama_memory_seq_pos_max(self._mem, int(seq)))
-
-    def ensure_sequences(self, n: int) -> None:
-        """Make the context hold at least ``n`` sequences. A context made with fewer is
-        re-created (same settings, one unified cache): the KV cache starts empty."""
-        if n <= self.n_seq_max:
-            return
-        if n > 256:
-            raise UsageError(f"at most 256 sequences per context, asked for {n}")
-        cp = self._cparams
-        cp.n_seq_max = int(n)
-        cp.kv_unified = True
-        ctx = llama.llama_init_from_model(self._model, cp)
-        if not ctx:
-            why = "; ".join(recent_errors()[-3:]) or "unknown reason"
-            raise ModelLoadError(f"cannot create a context with {n} sequences: {why}")
-        llama.llama_batch_free(self._batch)
-        llama.llama_free(self._ctx)
-        self._ctx = ctx
-        self._views = {}
-        self._mem = llama.llama_get_memory(ctx)
-        self._batch = llama.llama_batch_init(self.n_batch, 0, int(n))
-        self.n_seq_max = int(n)
-        self.tokens = []
-        self._saved_prompt = None
-        self._logits_override = None
-        if self._attn is not None:
-            self._attn.begin()
-
-    def sibling(self, *, n_ctx: int, n_seq_max: int) -> "Engine":
-        """A second context on this engine's model (weights shared), with ``n_seq_max``
-        sequences in one unified cache of ``n_ctx`` cells. No attention capture."""
-        return Engine(
-            self.path, n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads_batch,
-            n_seq_max=n_seq_max, share_model=self,
-            config=dataclasses.replace(self.config, n_batch=self.n_batch,
-                                       n_ubatch=min(self.config.n_ubatch, self.n_batch)),
-        )
 
     # ------------------------------------------------------------------ attention
     @property
