@@ -69,7 +69,7 @@ def default_judge(generator_label: str) -> str:
               help="Draw judge perplexity against distinct-2 with the Pareto front (needs matplotlib).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 @verbose_option()
-def frontier_command(text_file, model, n_ctx, threads, n_gpu_layers, attention, judge, samplers, sweep,
+def frontier_command(text_file, model, n_ctx, threads, engine_opts, attention, judge, samplers, sweep,
                      temps, seeds, seed, n_prompts, prompt_words, max_tokens, parallel, as_json,
                      samples_path, plot_path, quiet, verbose):
     """Generate continuations of prompts from TEXT_FILE ('-': stdin) with each sampler at each
@@ -113,9 +113,9 @@ def frontier_command(text_file, model, n_ctx, threads, n_gpu_layers, attention, 
         SamplerChain.parse(spec)
     # the prompts' KV cells: the longest prompt and a continuation, with room to spare
     ctx = n_ctx or 1024
-    g = load(model, n_ctx=ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, verbose=verbose)
-    j = load(judge or default_judge(g.name), n_ctx=ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
-             verbose=verbose)
+    g = load(model, n_ctx=ctx, n_threads=threads, verbose=verbose, workload="batch", **engine_opts)
+    j = load(judge or default_judge(g.name), n_ctx=ctx, n_threads=threads, verbose=verbose, workload="batch",
+             **engine_opts)
     if sweep is not None:
         chosen = sweep_samplers(g, None if sweep == "all" else [f.strip() for f in sweep.split(",")])
     say = None if quiet else (lambda m: click.echo(f"entropic-local: {m}", err=True))

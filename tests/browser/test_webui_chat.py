@@ -12,6 +12,10 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 QUESTION = "What is the capital of France?"
+# no prefix reuse: the page's request and the test's direct one then decode the same prompt the
+# same way, so their numbers agree exactly (a prompt continued from cached cells takes other
+# matmul paths)
+SERVE_ARGS = ["--no-prefix-cache"]
 GREEDY = {"sampler": "greedy", "seed": 7, "max_tokens": 16, "top_logprobs": 4}
 
 

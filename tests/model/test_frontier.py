@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 
+import entropic_local as el
+
 from entropic_local.decode.teacher import teacher_forced
 from entropic_local.evaluation.frontier import run_frontier
 from entropic_local.evaluation.judge import judge_tokens, score_continuations
@@ -20,8 +22,18 @@ CONTS = [" carried by boat from a quarry two days away, and its lamp burned oil.
 # Scoring many continuations in one batch could take other matmul paths than one token at a
 # time (llama.cpp's batching noise, docs/measurements.md). Measured: with SmolLM2 as the
 # judge the sums agree exactly (difference 0.0); with Gemma 3 they differ by up to 0.03
-# nats per token. The test uses SmolLM2 and allows float rounding only.
+# nats per token; with flash attention off (the default) llama.cpp's multi-sequence path
+# differs from one sequence on SmolLM2 too (0.004-0.07 nats per token measured), while with it
+# on SmolLM2 agrees exactly. So the test scores on SmolLM2 with flash attention on and allows
+# float rounding only.
 TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def smollm2_fa():
+    m = el.load("smollm2-135m", n_ctx=1024, seed=0, flash_attn="on")
+    yield m
+    m.close()
 
 
 def _recompute(engine, prompt, cont):
@@ -34,7 +46,8 @@ def _recompute(engine, prompt, cont):
     return np.array(lps)
 
 
-def test_judge_equals_teacher_forced_recomputation(smollm2):
+def test_judge_equals_teacher_forced_recomputation(smollm2_fa):
+    smollm2 = smollm2_fa
     items = [(PROMPTS[0], CONTS[0]), (PROMPTS[0], CONTS[2]), (PROMPTS[1], CONTS[1]), (PROMPTS[1], "")]
     got = score_continuations(smollm2, items, parallel=2)
     with smollm2.hold():
