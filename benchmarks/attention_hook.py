@@ -6,8 +6,9 @@ configurations, alternated in one run, paired against no hook.
 
 from __future__ import annotations
 
+import argparse
+
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -106,5 +107,8 @@ def bench_attention_hook(
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "smollm2-135m"
-    bench_attention_hook(resolve_model(name), int(sys.argv[2]) if len(sys.argv) > 2 else 64)
+    ap = argparse.ArgumentParser(description="The attention hook's cost per token, paired against no hook.")
+    ap.add_argument("model", nargs="?", default="smollm2-135m")
+    ap.add_argument("tokens", nargs="?", type=int, default=64)
+    a = ap.parse_args()
+    bench_attention_hook(resolve_model(a.model), a.tokens)

@@ -12,6 +12,8 @@ matmul paths, which can flip near-ties. Without a flag: the table of ``entropic-
 
 from __future__ import annotations
 
+import argparse
+
 import statistics
 import sys
 import time
@@ -69,8 +71,13 @@ def batching_noise(name: str, parallels=(1, 2, 8), n_prompts: int = 8, n_tokens:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if a not in ("--raw", "--noise")]
-    names = args or ["smollm2-135m", "gemma3-270m"]
+    ap = argparse.ArgumentParser(description="Batch scaling: the batch loop, llama.cpp's ceiling (--raw), batching noise (--noise).")
+    ap.add_argument("models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
+    ap.add_argument("--raw", action="store_true", help="llama.cpp's batched-decode ceiling, no sampling")
+    ap.add_argument("--noise", action="store_true", help="batch against single agreement")
+    a = ap.parse_args(argv)
+    names = a.models
+    argv = [f for f, on in (("--raw", a.raw), ("--noise", a.noise)) if on]
     if "--noise" in argv:
         for name in names:
             print(f"{name}: " + "; ".join(batching_noise(name)))

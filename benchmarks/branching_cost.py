@@ -7,8 +7,9 @@ tokens decoded, the share of generation time spent branching and the time per fo
 
 from __future__ import annotations
 
+import argparse
+
 import statistics
-import sys
 
 from entropic_local import load
 
@@ -45,7 +46,9 @@ def measure_cost(name: str, prompts=None, n_tokens: int = 64, rounds: int = 2, f
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or ["smollm2-135m", "gemma3-270m"]:
+    ap = argparse.ArgumentParser(description="The cost of entropix:fork=4 against plain entropix, alternated.")
+    ap.add_argument("models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
+    for name in ap.parse_args().models:
         c = measure_cost(name)
         print(f"{name}: entropix {c['tps']:.1f} tok/s, entropix:fork=4 {c['tps_fork']:.1f} tok/s "
               f"({c['ratio']:.3f}x); {c['forks']}/{c['steps']} steps forked, {c['rollout_tokens']} roll-out "

@@ -151,11 +151,14 @@ def model_logits(name: str, n_rows: int = 16) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    if len(sys.argv) > 1:
-        d = run_entmax_bench(model_logits(sys.argv[1]))
-        d["source"] = f"real {sys.argv[1]} logits, 16 generation steps"
+    ap = argparse.ArgumentParser(description="α-entmax kernels against the numpy reference.")
+    ap.add_argument("model", nargs="?", help="real logits of this model (default: synthetic logits)")
+    model = ap.parse_args().model
+    if model:
+        d = run_entmax_bench(model_logits(model))
+        d["source"] = f"real {model} logits, 16 generation steps"
         print(format_entmax_bench(d))
     else:
         print(format_entmax_bench(run_entmax_bench()))

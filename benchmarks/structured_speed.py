@@ -17,6 +17,8 @@ times that pass alone instead.
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import sys
 
@@ -115,9 +117,15 @@ def _timed(f) -> float:
 
 
 def main(argv: list[str]) -> None:
-    as_json = "--json" in argv
-    names = [a for a in argv if not a.startswith("--")] or ["smollm2-135m", "gemma3-270m"]
-    if "--grammar-pass" in argv:
+    ap = argparse.ArgumentParser(description="llama vs llama+dry+xtc, a JSON schema vs unconstrained, alternated.")
+    ap.add_argument("models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--prose", action="store_true", help="prose prompts instead of JSON-asking ones")
+    ap.add_argument("--grammar-pass", action="store_true", help="time one full-vocabulary grammar pass")
+    a = ap.parse_args(argv)
+    as_json, names = a.json, a.models
+    argv = [f for f, on in (("--prose", a.prose),) if on]
+    if a.grammar_pass:
         print(json.dumps([grammar_pass_ms(n) for n in names], indent=2))
         return
     out = [measure(n, prose="--prose" in argv) for n in names]

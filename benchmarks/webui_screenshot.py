@@ -6,6 +6,8 @@ guessing spans and one token's tooltip, written by SmolLM2 through ``serve``.
 
 from __future__ import annotations
 
+import argparse
+
 import sys
 import time
 from pathlib import Path
@@ -18,7 +20,9 @@ FIELDS = {"sampler": "llama", "seed": 11, "max_tokens": 90, "top_logprobs": 5}
 
 
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "webui.png"
+    ap = argparse.ArgumentParser(description="A screenshot of the chat page with a coloured reply.")
+    ap.add_argument("out", nargs="?", type=Path, default=ROOT / "docs" / "webui.png")
+    out = ap.parse_args().out
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
