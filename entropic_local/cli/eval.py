@@ -6,8 +6,7 @@ import json
 
 import click
 
-from ..errors import UsageError
-from .options import CONTEXT_SETTINGS, model_options, read_stdin, show_engine, verbose_option
+from .options import CONTEXT_SETTINGS, model_options, named_specs, read_text_file, show_engine, verbose_option
 
 
 @click.command("eval", context_settings=CONTEXT_SETTINGS)
@@ -32,22 +31,8 @@ def eval_command(text_file, model, n_ctx, threads, engine_opts, attention, max_t
     from ..api import load
     from ..evaluation.scoring import DEFAULT_SAMPLERS, evaluate_text, format_eval_table
 
-    if text_file == "-":
-        text = read_stdin()
-    else:
-        try:
-            with open(text_file, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError as e:
-            raise UsageError(f"cannot read {text_file}: {e.strerror}", hint="check the path") from None
-    chosen = dict(DEFAULT_SAMPLERS)
-    if samplers:
-        chosen = {}
-        for item in samplers:
-            name, sep, spec = item.partition("=")
-            if not sep or not name or not spec:
-                raise UsageError(f"--sampler wants NAME=SPEC, got '{item}'")
-            chosen[name] = spec
+    text = read_text_file(text_file)
+    chosen = named_specs(samplers) if samplers else dict(DEFAULT_SAMPLERS)
     m = load(model, n_ctx=n_ctx, n_threads=threads, attention=attention, **engine_opts,
              attention_entmax=attention_entmax, verbose=verbose)
     show_engine(m.engine.settings())

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..errors import UsageError
-from .options import CONTEXT_SETTINGS, check_writable, model_options, read_stdin, verbose_option
+from .options import CONTEXT_SETTINGS, check_writable, model_options, named_specs, read_text_file, verbose_option
 
 TEST_MODELS = ("smollm2-135m", "gemma3-270m")
 
@@ -81,23 +81,11 @@ def frontier_command(text_file, model, n_ctx, threads, engine_opts, attention, j
     from ..evaluation.frontier import DEFAULT_SAMPLERS, prompts_from_text, run_frontier, sweep_samplers
     from ..evaluation.frontier_table import format_frontier_table
 
-    if text_file == "-":
-        text = read_stdin()
-    else:
-        try:
-            with open(text_file, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError as e:
-            raise UsageError(f"cannot read {text_file}: {e.strerror}", hint="check the path") from None
+    text = read_text_file(text_file)
     temperatures = _floats(temps)
     if sweep is not None and samplers:
         raise UsageError("give --sweep or -s, not both")
-    chosen: dict[str, str] = {}
-    for item in samplers:
-        name, sep, spec = item.partition("=")
-        if not sep or not name or not spec:
-            raise UsageError(f"--sampler wants NAME=SPEC, got '{item}'")
-        chosen[name] = spec
+    chosen = named_specs(samplers)
     for path in (samples_path, plot_path):
         if path:
             check_writable(path)

@@ -17,7 +17,7 @@ import click
 from ..errors import Terminated, UsageError
 
 __all__ = ["CONTEXT_SETTINGS", "verbose_option", "is_verbose", "model_options", "engine_options", "n_ctx_option",
-           "sampler_options", "sampler_help", "ATTENTION_HELP", "SEED_HELP", "clean_text", "read_stdin",
+           "sampler_options", "sampler_help", "read_text_file", "named_specs", "ATTENTION_HELP", "SEED_HELP", "clean_text", "read_stdin",
            "strip_final_newline", "stdin_text",
            "signals_deferred", "on_sigterm", "check_writable", "show_engine"]
 
@@ -223,6 +223,28 @@ def read_stdin() -> str:
     if buf is None:  # a replaced stdin (tests): already text
         return clean_text(sys.stdin.read())
     return buf.read().decode("utf-8", errors="replace")
+
+
+def read_text_file(path: str) -> str:
+    """A text file's contents as UTF-8 (invalid bytes as U+FFFD); ``-`` reads stdin."""
+    if path == "-":
+        return read_stdin()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}", hint="check the path") from None
+
+
+def named_specs(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Repeated ``-s NAME=SPEC`` values as ``{name: spec}``, in order."""
+    chosen: dict[str, str] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or not spec:
+            raise UsageError(f"--sampler wants NAME=SPEC, got '{item}'")
+        chosen[name] = spec
+    return chosen
 
 
 def stdin_text() -> TextIO:
