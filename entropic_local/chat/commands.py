@@ -4,6 +4,7 @@ interactive and the piped mode alike."""
 from __future__ import annotations
 
 import difflib
+import shutil
 import textwrap
 from typing import Callable
 
@@ -187,13 +188,18 @@ class Chat:
                 p.line("  (empty)")
             if s.system:
                 p.line(f"  system: {safe(_short(s.system))}")
+            columns = shutil.get_terminal_size((80, 24)).columns
             for i, m in enumerate(s.turns):
-                mark = []
+                marks = []  # (text, style)
                 if m.get("interrupted"):
-                    mark.append(p.style("[interrupted]", fg="red"))
+                    marks.append(("[interrupted]", {"fg": "red"}))
                 if i < s.context_start:
-                    mark.append(p.style("(out of context)", dim=True))
-                p.line(f"  {m['role']}: {safe(_short(m['content']))} {' '.join(mark)}".rstrip())
+                    marks.append(("(out of context)", {"dim": True}))
+                # one screen line each: the content is cut so that the marks fit too
+                room = columns - len(f"  {m['role']}: ") - sum(len(t) + 1 for t, _ in marks) - 1
+                text = safe(_short(m["content"], max(20, min(100, room))))
+                tail = " ".join(p.style(t, **st) for t, st in marks)
+                p.line(f"  {m['role']}: {text} {tail}".rstrip())
         else:
             raise UsageError(f"/show {what}: expected one of params, prompt, model, stats, history")
 
