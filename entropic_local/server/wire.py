@@ -123,21 +123,28 @@ def chat_response(rid: str, created: int, model: str, text: str, reason: str,
     }
 
 
-def chat_chunk(rid: str, created: int, model: str, delta: dict, *, logprobs: list[dict] | None = None,
-               reason: str | None = None, summary: dict | None = None, tim: dict | None = None,
-               with_usage: bool = False) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "delta": delta,
-                              "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
-                              "finish_reason": None if reason is None else finish_reason(reason)}
+def _chunk(obj: str, rid: str, created: int, model: str, choice: dict[str, Any], summary: dict | None,
+           tim: dict | None, with_usage: bool) -> dict[str, Any]:
+    """A streamed chunk's envelope around its one ``choice``: the summary on the choice,
+    ``usage: null`` while a final usage chunk is still to come, llama-server's ``timings``."""
     if summary is not None:
         choice["entropic"] = summary
-    out: dict[str, Any] = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+    out: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": model,
                            "system_fingerprint": FINGERPRINT, "choices": [choice]}
     if with_usage:
         out["usage"] = None
     if tim is not None:
         out["timings"] = tim
     return out
+
+
+def chat_chunk(rid: str, created: int, model: str, delta: dict, *, logprobs: list[dict] | None = None,
+               reason: str | None = None, summary: dict | None = None, tim: dict | None = None,
+               with_usage: bool = False) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": 0, "delta": delta,
+                              "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
+                              "finish_reason": None if reason is None else finish_reason(reason)}
+    return _chunk("chat.completion.chunk", rid, created, model, choice, summary, tim, with_usage)
 
 
 def usage_chunk(rid: str, created: int, model: str, obj: str, use: dict) -> dict[str, Any]:
@@ -185,15 +192,7 @@ def completion_chunk(rid: str, created: int, model: str, text: str, *, logprobs:
                      with_usage: bool = False) -> dict[str, Any]:
     choice: dict[str, Any] = {"text": text, "index": 0, "logprobs": logprobs,
                               "finish_reason": None if reason is None else finish_reason(reason)}
-    if summary is not None:
-        choice["entropic"] = summary
-    out: dict[str, Any] = {"id": rid, "object": "text_completion", "created": created, "model": model,
-                           "system_fingerprint": FINGERPRINT, "choices": [choice]}
-    if with_usage:
-        out["usage"] = None
-    if tim is not None:
-        out["timings"] = tim
-    return out
+    return _chunk("text_completion", rid, created, model, choice, summary, tim, with_usage)
 
 
 def error_body(message: str, type: str = "invalid_request_error", param: str | None = None,
