@@ -181,16 +181,16 @@ class SequenceState:
         ``logit_stats(raw, 1.0)`` when the caller computed it already (a batched loop does,
         for all rows in one call)."""
         engine, chain = self.engine, self.chain
+        k = chain.leading_top_k
         try:
-            if stats is None:
+            if k:  # top_k first: straight from llama.cpp's logits, no copy of the vocabulary
+                stats = cands.reset_top_k(raw, stats, k)
+            elif stats is None:
                 stats = logit_stats(raw, 1.0)
         except ValueError as e:  # NaN (or all -inf) straight from llama.cpp: not a sampler bug
             raise DecodeError(f"llama.cpp decoded unusable logits ({e})",
                                  hint="the model file or its metadata is broken; try another file") from None
-        k = chain.leading_top_k
-        if k:  # top_k first: straight from llama.cpp's logits, no copy of the vocabulary
-            cands.reset_top_k(raw, stats, k)
-        else:
+        if not k:
             cands.reset(raw, stats)
         m = attention
         if m is not None:

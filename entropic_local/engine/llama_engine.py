@@ -354,7 +354,31 @@ class Engine(TokenMethods, SequenceMethods):
         if len(self.tokens) + 1 > self.n_ctx:
             raise ContextOverflow(f"the context is full ({self.n_ctx} tokens)", hint="use a larger --n-ctx")
         self._logits_override = None
-        self._decode([token], len(self.tokens))
+        if self._attn is not None or self._fault is not None:
+            self._decode([token], len(self.tokens))
+            return
+        # The per-token path of every generation: one batch entry, set in place (what
+        # ``_decode`` does for one token, without its chunking).
+        pos = len(self.tokens)
+        b = self._batch
+        b.token[0] = token
+        b.pos[0] = pos
+        b.n_seq_id[0] = 1
+        b.seq_id[0][0] = 0
+        b.logits[0] = 1
+        b.n_tokens = 1
+        try:
+            rc = llama.llama_decode(self._ctx, b)
+        except BaseException:  # Ctrl-C right after the decode: keep cache and tokens equal
+            llama.llama_memory_seq_rm(self._mem, 0, pos, -1)
+            raise
+        if rc != 0:
+            llama.llama_memory_seq_rm(self._mem, 0, pos, -1)
+            if rc == 1:
+                raise ContextOverflow(f"the context is full ({self.n_ctx} tokens)",
+                                      hint="use a larger --n-ctx or a shorter prompt")
+            raise DecodeError(f"llama_decode failed with code {rc}")
+        self.tokens.append(token)
 
     def _truncate(self, n_keep: int) -> None:
         if n_keep < len(self.tokens):

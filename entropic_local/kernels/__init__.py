@@ -17,6 +17,7 @@ Selection (``sampling``)
 Truncation (``truncation``)
     top_k(ids, logits, n, k) -> n                          sorted descending
     top_k_into(raw, k, ids, logits) -> n                   top_k of the raw vocabulary, no copy
+    top_k_stats_into(raw, k, ids, logits, stats) -> n      the same and logit_stats(raw, 1) in one pass
     top_p(ids, logits, n, p, min_keep, is_sorted) -> n     sorted descending
     min_p(ids, logits, n, p, min_keep) -> n                order preserved
     typical_p(ids, logits, n, p, min_keep) -> n            typicality order
@@ -54,7 +55,7 @@ _WHERE = {
     "logit_stats": ".stats", "free_energy": ".stats", "rows_stats": ".rows",
     "softmax": ".probabilities",
     "argmax": ".sampling", "sample_categorical": ".sampling",
-    "top_k": ".truncation", "top_k_into": ".truncation", "top_p": ".truncation", "min_p": ".truncation",
+    "top_k": ".truncation", "top_k_into": ".truncation", "top_k_stats_into": ".truncation", "top_p": ".truncation", "min_p": ".truncation",
     "typical_p": ".truncation", "top_n_sigma": ".truncation",
     "scale_temperature": ".temperature", "dynamic_temperature": ".temperature",
     "apply_penalties": ".penalties",

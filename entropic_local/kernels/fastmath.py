@@ -7,7 +7,11 @@ integer keys of float32 values, and branch-free ``exp2`` / ``log2`` that LLVM ve
 * ``exp2_precise`` / ``log2_precise``: float64-grade (7e-16 / 3e-16 absolute), for the
   α-entmax solver, where ``w^e = 2^{e log2 w}`` must hold to float64 precision.
 
-Both ``exp2`` build ``2^k`` from the exponent bits (no multiply); the keys map a float32 to
+Both ``exp2`` build ``2^k`` from the exponent bits (no multiply). The integer ``k`` comes
+from the bits of ``k + 1.5·2^52`` (exact for |k| < 2^51: ``k`` sits in the low mantissa bits,
+so shifting those bits left by 52 gives ``k << 52`` modulo 2^64) rather than a float-to-int
+conversion, which AVX2 has no vector instruction for (LLVM would scalarise the loop's
+hottest step); the keys map a float32 to
 an int32 with the same order, so a max over keys vectorises and finds NaN in the same pass
 (``|bits| > ABS_INF_BITS``).
 """
@@ -38,6 +42,7 @@ ABS_INF_BITS = np.int32(0x7F800000)  # |bits| above this is a NaN
 KEY_NEG_INF = np.int32(-2139095041)  # _key(-inf) == bits ^ 0x7fffffff of 0xff800000
 KEY_POS_INF = np.int32(0x7F800000)  # _key(+inf)
 KEY_MIN = np.int32(-2147483648)
+ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2^52: x + ROUND_MAGIC holds integer x in its low bits
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +142,7 @@ def exp2(w):
     p = p * f + _P2
     p = p * f + _P1
     p = p * f + 1.0
-    return bits_f64(f64_bits(p) + (np.int64(kf) << np.int64(52)))
+    return bits_f64(f64_bits(p) + (f64_bits(kf + ROUND_MAGIC) << np.int64(52)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +184,7 @@ def exp2_precise(t):
     q = q * f + _E2
     q = q * f + _E1
     q = q * f + 1.0
-    return q * bits_f64((np.int64(kf) + np.int64(1023)) << np.int64(52))
+    return q * bits_f64(f64_bits(kf + (ROUND_MAGIC + 1023.0)) << np.int64(52))
 
 
 @numba.njit(inline="always", error_model="numpy", fastmath=FASTMATH)

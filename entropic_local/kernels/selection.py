@@ -101,7 +101,7 @@ def block_keys(xs):
 
 
 @numba.njit(cache=True)
-def _block_max_keys(logits, n, sub, bm):
+def block_max_keys(logits, n, sub, bm):
     """bm[b] = max key of logits[b*sub : (b+1)*sub]; returns the max |bits| of all."""
     ma = np.int32(0)
     for b in range(bm.shape[0]):
@@ -152,9 +152,7 @@ def select_top(logits, n, k, hv, hp):
     of ``sub`` logits; the k-th largest block max ``tau`` is a lower bound of the k-th largest
     logit (k blocks reach it), so only blocks whose max reaches ``tau`` (about k of them) are
     scanned, collecting the entries >= tau; only those candidates are sorted (stable)."""
-    sub = 256
-    while sub > 16 and n // sub < 4 * k:
-        sub //= 2
+    sub = block_size(n, k)
     nb = (n + sub - 1) // sub
     if nb < 2 * k:
         tv = np.empty(n, dtype=np.float32)
@@ -165,8 +163,25 @@ def select_top(logits, n, k, hv, hp):
         hp[:c] = tp[:c]
         return c
     bm = np.empty(nb, dtype=np.int32)
-    if _block_max_keys(logits, n, sub, bm) > ABS_INF_BITS:
+    if block_max_keys(logits, n, sub, bm) > ABS_INF_BITS:
         raise ValueError("NaN in logits")
+    return select_from_blocks(logits, n, k, hv, hp, sub, bm)
+
+
+@numba.njit(cache=True)
+def block_size(n, k):
+    """The block length ``select_top`` scans with for the k best of n (at least 4k blocks)."""
+    sub = 256
+    while sub > 16 and n // sub < 4 * k:
+        sub //= 2
+    return sub
+
+
+@numba.njit(cache=True)
+def select_from_blocks(logits, n, k, hv, hp, sub, bm):
+    """``select_top``'s selection given its block max keys ``bm`` (blocks of ``sub``, at
+    least 2k of them; no NaN): the k best unmasked entries, sorted descending."""
+    nb = bm.shape[0]
     tau = _kth_largest(bm, k)
     if tau == np.int32(0):
         tau = np.int32(-1)  # -0.0 (key -1) ties with +0.0 (key 0)

@@ -131,7 +131,12 @@ def stats_n(logits, n, temperature):
     # LOG2E / T must be finite too: a subnormal T would turn (z - max) * a into 0 * inf = NaN
     if not (temperature > 0.0 and temperature < np.inf and LOG2E / temperature < np.inf):
         raise ValueError("temperature must be positive and finite")
-    zmax = checked_max(logits, n)
+    return moment_stats(logits, n, checked_max(logits, n), temperature)
+
+
+@numba.njit(cache=True)
+def moment_stats(logits, n, zmax, temperature):
+    """``stats_n`` given the max ``zmax`` of logits[:n] (not -inf, no NaN)."""
     if zmax == np.inf:
         c = count_pos_inf(logits, n)
         return np.inf, np.inf, math.log(c), 0.0

@@ -31,9 +31,11 @@ import math
 import numba
 import numpy as np
 
-from .fastmath import FASTMATH, LOG2E
-from .selection import asc_key, radix_argsort, top_sorted, write_front
-from .stats import check_n, checked_max, weight, weight_sum
+from .fastmath import ABS_INF_BITS, FASTMATH, KEY_NEG_INF, LOG2E, key_value
+from .selection import (
+    asc_key, block_max_keys, block_size, radix_argsort, select_from_blocks, top_sorted, write_front,
+)
+from .stats import check_n, checked_max, moment_stats, stats_n, weight, weight_sum
 
 BLOCK = 512  # compaction blocks (skipped whole when nothing survives)
 
@@ -119,6 +121,38 @@ def top_k_into(raw, k, ids, logits):
     for j in range(found):
         ids[j] = hp[j]
         logits[j] = hv[j]
+    return found
+
+
+@numba.njit(cache=True)
+def top_k_stats_into(raw, k, ids, logits, stats):
+    """``top_k_into`` and ``logit_stats(raw, 1.0)`` in one call, sharing one pass: the block
+    max keys that the partial selection needs give the vocabulary's max (and find NaN).
+    ``stats[:4]`` = (max_logit, log_z, entropy, varentropy). Returns m."""
+    n = raw.shape[0]
+    check_n(raw, n)
+    if k <= 0 or k >= n:
+        k = n
+    sub = block_size(n, k)
+    nb = (n + sub - 1) // sub
+    if k * 8 >= n or nb < 2 * k:  # the sorting paths: no shared pass to gain
+        r = stats_n(raw, n, 1.0)
+        found = top_k_into(raw, k, ids, logits)
+    else:
+        bm = np.empty(nb, dtype=np.int32)
+        if block_max_keys(raw, n, sub, bm) > ABS_INF_BITS:
+            raise ValueError("NaN in logits")
+        mk = bm.max()
+        if mk == KEY_NEG_INF:
+            raise ValueError("all logits are masked")
+        r = moment_stats(raw, n, np.float64(key_value(mk)), 1.0)
+        hv = np.empty(k, dtype=np.float32)
+        hp = np.empty(k, dtype=np.int64)
+        found = select_from_blocks(raw, n, k, hv, hp, sub, bm)
+        for j in range(found):
+            ids[j] = hp[j]
+            logits[j] = hv[j]
+    stats[0], stats[1], stats[2], stats[3] = r
     return found
 
 

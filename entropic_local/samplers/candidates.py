@@ -45,7 +45,7 @@ class Candidates:
 
     __slots__ = (
         "n_vocab", "ids", "logits", "n", "sorted", "identity", "selected",
-        "max_logit", "log_z", "entropy", "varentropy", "attention", "fork", "_arange",
+        "max_logit", "log_z", "entropy", "varentropy", "attention", "fork", "_arange", "_stats",
     )
 
     def __init__(self, n_vocab: int):
@@ -55,6 +55,7 @@ class Candidates:
         self._arange = np.arange(self.n_vocab, dtype=np.int32)
         self.ids = self._arange.copy()
         self.logits = np.empty(self.n_vocab, dtype=np.float32)
+        self._stats = np.empty(4)
         self.n = 0
         self.sorted = False
         self.identity = False
@@ -88,18 +89,26 @@ class Candidates:
             stats = kernels.logit_stats(self.logits, 1.0)
         self.max_logit, self.log_z, self.entropy, self.varentropy = stats
 
-    def reset_top_k(self, raw_logits: np.ndarray, stats: tuple, k: int) -> None:
+    def reset_top_k(self, raw_logits: np.ndarray, stats: tuple | None, k: int) -> tuple:
         """``reset(raw_logits, stats)`` followed by top-k (``k`` best, sorted descending) in
         one kernel that reads the model's logits in place: the full vocabulary is never
-        copied (a chain that starts with ``top_k`` takes this path)."""
+        copied (a chain that starts with ``top_k`` takes this path). ``stats`` None: they
+        are computed in the same call, sharing its pass over the vocabulary. Returns the
+        stats."""
         if raw_logits.shape[0] != self.n_vocab:
             raise ValueError(f"expected {self.n_vocab} logits, got {raw_logits.shape[0]}")
-        self.n = kernels.top_k_into(raw_logits, int(k), self.ids, self.logits)
+        if stats is None:
+            buf = self._stats
+            self.n = kernels.top_k_stats_into(raw_logits, int(k), self.ids, self.logits, buf)
+            stats = (float(buf[0]), float(buf[1]), float(buf[2]), float(buf[3]))
+        else:
+            self.n = kernels.top_k_into(raw_logits, int(k), self.ids, self.logits)
         self.sorted = True
         self.identity = False
         self.selected = -1
         self.fork = None
         self.max_logit, self.log_z, self.entropy, self.varentropy = stats
+        return stats
 
     def touch(self) -> None:
         """Mark the set as no longer the untouched vocabulary (after any truncation)."""
