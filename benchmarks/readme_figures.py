@@ -64,7 +64,15 @@ FIGURES = {f.name: f for f in [
     Figure("entmax-attention", [PY, "benchmarks/entmax_attention.py", SEED, "-n", "300", "-t", "1"]),
     Figure("bench", [*CLI, "bench", "--rounds", "5", "-n", "128", "--no-kernels", "--presets",
                      "aes,thermostat,entropix"], timing=True, table_only=False, fenced=True),
-    Figure("batch-scaling", [*CLI, "bench", "--batch", "--rounds", "2"], timing=True, table_only=False,
+    Figure("batch-scaling", [*CLI, "bench", "--batch", "--rounds", "2"], timing=True),
+    Figure("batch-ceiling", [PY, "benchmarks/batch_scaling.py", "--raw"], timing=True, table_only=False,
+           fenced=True),
+    Figure("branching-cost", [PY, "benchmarks/branching_cost.py"], timing=True, table_only=False, fenced=True),
+    *(Figure(f"attention-hook-{m}", [PY, "benchmarks/attention_hook.py", m], timing=True, table_only=False,
+             fenced=True) for m in ("smollm2-135m", "gemma3-270m")),
+    Figure("bench-configs", [*CLI, "bench", "--configs", "--rounds", "3", "-n", "64"], timing=True,
+           table_only=False, fenced=True),
+    Figure("bench-numerics", [*CLI, "bench", "--numerics", "--rounds", "3"], timing=True, table_only=False,
            fenced=True),
 ]}
 
