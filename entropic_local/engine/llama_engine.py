@@ -278,6 +278,24 @@ class Engine(TokenMethods, SequenceMethods):
             check_fault(self._fault, self.config.use_extra_bufts, min(len(entries), self.n_ubatch))
         return int(llama.llama_decode(self._ctx, b))
 
+    def _submit_checked(self, entries, start: int) -> None:
+        """``_submit`` entries for positions ``start...`` of sequence 0; on failure (or
+        Ctrl-C, which lands between bytecodes, possibly right after the decode) drop those
+        positions from the cache and from ``tokens``, so the two never disagree."""
+        try:
+            rc = self._submit(entries)
+        except BaseException:
+            llama.llama_memory_seq_rm(self._mem, 0, start, -1)
+            raise
+        if rc != 0:
+            llama.llama_memory_seq_rm(self._mem, 0, start, -1)
+            del self.tokens[start:]
+            if rc == 1:
+                raise ContextOverflow(
+                    f"the context is full ({self.n_ctx} tokens)", hint="use a larger --n-ctx or a shorter prompt"
+                )
+            raise DecodeError(f"llama_decode failed with code {rc}")
+
     def _decode(self, tokens: list[int], start: int) -> None:
         """Decode ``tokens`` at positions ``start...``, in chunks of n_batch; logits for the last."""
         n_total = len(tokens)
@@ -288,22 +306,7 @@ class Engine(TokenMethods, SequenceMethods):
             chunk = tokens[i : i + self.n_batch]
             n = len(chunk)
             last = n - 1 if i + n == n_total else -1
-            try:
-                rc = self._submit([(t, start + i + j, 0, j == last) for j, t in enumerate(chunk)])
-            except BaseException:
-                # Ctrl-C lands between bytecodes, possibly right after the decode: drop this
-                # chunk from the cache so `tokens` and the KV cache never disagree.
-                llama.llama_memory_seq_rm(self._mem, 0, start + i, -1)
-                raise
-            if rc != 0:
-                # drop whatever part of this call did land, so `tokens` stays the truth
-                llama.llama_memory_seq_rm(self._mem, 0, start + i, -1)
-                del self.tokens[start + i :]
-                if rc == 1:
-                    raise ContextOverflow(
-                        f"the context is full ({self.n_ctx} tokens)", hint="use a larger --n-ctx or a shorter prompt"
-                    )
-                raise DecodeError(f"llama_decode failed with code {rc}")
+            self._submit_checked([(t, start + i + j, 0, j == last) for j, t in enumerate(chunk)], start + i)
             self.tokens.extend(chunk)
             i += n
 
@@ -354,30 +357,11 @@ class Engine(TokenMethods, SequenceMethods):
         if len(self.tokens) + 1 > self.n_ctx:
             raise ContextOverflow(f"the context is full ({self.n_ctx} tokens)", hint="use a larger --n-ctx")
         self._logits_override = None
-        if self._attn is not None or self._fault is not None:
-            self._decode([token], len(self.tokens))
-            return
-        # The per-token path of every generation: one batch entry, set in place (what
-        # ``_decode`` does for one token, without its chunking).
         pos = len(self.tokens)
-        b = self._batch
-        b.token[0] = token
-        b.pos[0] = pos
-        b.n_seq_id[0] = 1
-        b.seq_id[0][0] = 0
-        b.logits[0] = 1
-        b.n_tokens = 1
-        try:
-            rc = llama.llama_decode(self._ctx, b)
-        except BaseException:  # Ctrl-C right after the decode: keep cache and tokens equal
-            llama.llama_memory_seq_rm(self._mem, 0, pos, -1)
-            raise
-        if rc != 0:
-            llama.llama_memory_seq_rm(self._mem, 0, pos, -1)
-            if rc == 1:
-                raise ContextOverflow(f"the context is full ({self.n_ctx} tokens)",
-                                      hint="use a larger --n-ctx or a shorter prompt")
-            raise DecodeError(f"llama_decode failed with code {rc}")
+        if self._attn is not None:  # the capture brackets every decode (``_decode``)
+            self._decode([token], pos)
+            return
+        self._submit_checked([(token, pos, 0, True)], pos)  # the per-token path: no chunking
         self.tokens.append(token)
 
     def _truncate(self, n_keep: int) -> None:
