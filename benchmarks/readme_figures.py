@@ -68,6 +68,8 @@ FIGURES = {f.name: f for f in [
     Figure("batch-ceiling", [PY, "benchmarks/batch_scaling.py", "--raw"], timing=True, table_only=False,
            fenced=True),
     Figure("branching-cost", [PY, "benchmarks/branching_cost.py"], timing=True, table_only=False, fenced=True),
+    Figure("kernels", [PY, "benchmarks/kernel_timings.py", "gemma3-270m"], timing=True, table_only=False,
+           fenced=True),
     *(Figure(f"attention-hook-{m}", [PY, "benchmarks/attention_hook.py", m], timing=True, table_only=False,
              fenced=True) for m in ("smollm2-135m", "gemma3-270m")),
     Figure("bench-configs", [*CLI, "bench", "--configs", "--rounds", "3", "-n", "64"], timing=True,
