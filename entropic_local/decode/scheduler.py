@@ -18,11 +18,22 @@ Room in the cache: a request is admitted only when its reservation (prompt + max
 capped at ``n_ctx_seq``) fits next to the live ones', so a decode never runs out of cells.
 
 Prefix reuse (``keep_prefix``): a finished sequence's cells stay in the cache, tagged with
-its slot, until the room is needed. A new request goes to the free slot whose kept tokens
-share the longest prefix with its prompt, and only the rest of the prompt is decoded (its
-last token always is, for its logits). Kept cells are dropped, least recently used first,
-as soon as a reservation needs them. The reuse shows as ``timings.prompt_eval_tokens <
-prompt_tokens``.
+its slot. A new request goes to the free slot whose kept tokens share the longest prefix
+with its prompt, and only the rest of the prompt is decoded (its last token always is, for
+its logits). The reuse shows as ``timings.prompt_eval_tokens < prompt_tokens``.
+
+Kept cells are not free: in one unified cache a decode step attends over every cell up to
+the highest one in use (masked), so a kept cell far up the cache slows every live
+sequence's every token. Two rules bound that cost:
+
+* a sequence that was decoded beside others keeps only its prompt's cells: its generated
+  tokens were placed one per step, interleaved with the others' across the whole span the
+  batch used, and keeping any of them would keep that whole span attended over (a sequence
+  decoded alone keeps everything: the reply a chat's next turn starts with);
+* kept cells are dropped, least recently used first, as soon as a reservation needs the
+  room, and whenever a request is admitted or ends beside live ones, down to ``max_kept``
+  cells in all (default ``n_ctx_seq``; the prefix a request reuses is live again and not
+  counted). While nothing is live they cost nothing and stay.
 
 Per-request extras for an API: ``top_logprobs`` (the n most likely tokens of each step's
 full distribution at temperature 1, with their logprobs) and ``prompt_logprobs`` (for every
@@ -75,6 +86,7 @@ class Ticket:
     fed: int = 0
     need: int = 0
     cancelled: bool = False
+    crowded: bool = False  # decoded beside other sequences at least once
     done: bool = False
     error: Exception | None = None
     generation: Generation | None = None
@@ -99,7 +111,7 @@ class Scheduler:
     parallel``). Not thread-safe: one thread calls ``submit``/``cancel``/``step``."""
 
     def __init__(self, engine: Any, *, parallel: int, n_ctx_seq: int, model_name: str = "",
-                 keep_prefix: bool = False):
+                 keep_prefix: bool = False, max_kept: int | None = None):
         if parallel > engine.n_seq_max:
             raise UsageError(f"the batch context holds {engine.n_seq_max} sequences, {parallel} asked")
         self.engine = engine
@@ -107,6 +119,7 @@ class Scheduler:
         self.n_ctx_seq = n_ctx_seq
         self.model_name = model_name
         self.keep_prefix = keep_prefix
+        self.max_kept = n_ctx_seq if max_kept is None else max(0, int(max_kept))
         self.capacity = engine.n_ctx
         self.waiting: deque[Ticket] = deque()
         self.live: dict[int, Ticket] = {}
@@ -159,6 +172,9 @@ class Scheduler:
                 else DecodeError(f"llama_decode failed with code {rc}")
             return self.fail_live(err)
         now = time.perf_counter()
+        if len(self.live) > 1:
+            for t in self.live.values():
+                t.crowded = True
         # every output row at once: one view of the logits, one compiled stats call
         rows = self.engine.logits_rows(len(outputs))
         stats = self._stats if self._stats.shape[0] >= len(outputs) else np.empty((len(outputs), 4))
@@ -254,6 +270,17 @@ class Scheduler:
                 best, best_n = s, n
         return best, max(best_n, 0)
 
+    def _trim_kept(self, skip: int = -1) -> None:
+        """Drop kept cells (least recently used first, never slot ``skip``'s) down to
+        ``max_kept`` in all."""
+        for s in sorted(self.kept, key=lambda s: self.kept_used.get(s, 0.0)):
+            if self._kept_total(skip) <= self.max_kept:
+                return
+            if s == skip:
+                continue
+            self.engine.seq_remove(s)
+            del self.kept[s]
+
     def _evict(self, room: int, skip: int) -> None:
         """Drop kept cells (least recently used first) until ``room`` cells are free."""
         for s in sorted(self.kept, key=lambda s: self.kept_used.get(s, 0.0)):
@@ -286,6 +313,7 @@ class Scheduler:
                     self.engine.seq_remove(s)
                     del self.kept[s]
                 n_keep = 0
+            self._trim_kept(slot)
             self.waiting.popleft()
             self.free.remove(slot)
             self.kept.pop(slot, None)
@@ -337,9 +365,14 @@ class Scheduler:
             st.finish()
             st.timings.gen_ms = (time.perf_counter() - t.t_first) * 1000 if t.t_first else 0.0
         if keep and self.keep_prefix and error is None and st is not None:
-            n = self.engine.seq_pos_max(slot) + 1
-            self.kept[slot] = (list(t.req.tokens) + st.token_ids)[:max(n, 0)]
+            n = max(self.engine.seq_pos_max(slot) + 1, 0)
+            if t.crowded and n > len(t.req.tokens):  # its generated cells are interleaved: drop them
+                n = len(t.req.tokens)
+                self.engine.seq_remove(slot, n, -1)
+            self.kept[slot] = (list(t.req.tokens) + st.token_ids)[:n]
             self.kept_used[slot] = time.perf_counter()
+            if self.live:
+                self._trim_kept()
         else:
             self.engine.seq_remove(slot)
         self.free.append(slot)

@@ -79,6 +79,37 @@ def test_kept_cells_make_room_for_new_requests(smollm2):
     s.close()
 
 
+def test_kept_cells_stay_cheap(smollm2, engine):
+    """A sequence decoded beside others keeps only its prompt's cells (its generated ones are
+    interleaved with theirs); one decoded alone keeps everything; an admission trims the kept
+    cells down to max_kept, least recently used first, never the prefix being reused."""
+    s = Scheduler(engine, parallel=4, n_ctx_seq=256, keep_prefix=True, max_kept=6)
+    pair = [s.submit(ticket(smollm2, p, 6)) for p in ("Once upon a time", "The capital of France is")]
+    run(s)
+    for t in pair:
+        assert t.crowded and s.kept[t.slot] == t.req.tokens
+        assert engine.seq_pos_max(t.slot) == len(t.req.tokens) - 1
+    assert sum(len(t.req.tokens) for t in pair) > 6
+    older, newer = sorted(pair, key=lambda t: s.kept_used[t.slot])
+    text = "Here is a list of fruits: apple, banana,"
+    alone = s.submit(ticket(smollm2, text, 6))
+    s.step()  # admitted: the kept cells trimmed to 6, the older of the pair dropped
+    assert older.slot not in s.kept and engine.seq_pos_max(older.slot) == -1
+    assert s.kept[newer.slot] == newer.req.tokens
+    run(s)
+    assert not alone.crowded
+    kept = s.kept[alone.slot]
+    assert kept == (alone.req.tokens + alone.generation.token_ids)[:engine.seq_pos_max(alone.slot) + 1]
+    assert len(kept) > len(alone.req.tokens) > 6  # everything, beyond max_kept: it was not trimmed
+    follow = s.submit(ticket(smollm2, text + alone.generation.text, 4))
+    s.step()  # reuses the lone sequence's cells; the other kept ones fit in max_kept
+    assert follow.slot == alone.slot
+    assert follow.state.timings.prompt_eval_tokens < len(follow.req.tokens)
+    assert s.kept == {newer.slot: newer.req.tokens}
+    run(s)
+    s.close()
+
+
 def test_prompt_logprobs_and_top(smollm2, engine):
     prompt = "The capital of France is"
     s = Scheduler(engine, parallel=4, n_ctx_seq=256)
