@@ -68,6 +68,7 @@ FIGURES = {f.name: f for f in [
     Figure("batch-ceiling", [PY, "benchmarks/batch_scaling.py", "--raw"], timing=True, table_only=False,
            fenced=True),
     Figure("branching-cost", [PY, "benchmarks/branching_cost.py"], timing=True, table_only=False, fenced=True),
+    Figure("server", [PY, "benchmarks/bench_server.py"], timing=True, table_only=False),
     Figure("kernels", [PY, "benchmarks/kernel_timings.py", "gemma3-270m"], timing=True, table_only=False,
            fenced=True),
     *(Figure(f"attention-hook-{m}", [PY, "benchmarks/attention_hook.py", m], timing=True, table_only=False,
