@@ -47,8 +47,11 @@ attention metrics of the step when there are any (below; each term is 0 when abs
       k' = clip(round(k · (1 + 0.3 · I + 0.2 · D)), 1, max(100, k))
       m' = clip(minp · (1 − 0.5 u), 0.01, 0.5)
 
-  then ``best_of`` (5) tokens are drawn from that distribution and the one with the highest
-  log-probability is kept. Scored by the logprob of the distribution the stage received at
+  then ``best_of`` tokens are drawn from that distribution and the one with the highest
+  log-probability is kept. Upstream draws 5; the default here is 1 (a plain draw), chosen on
+  the generation-quality frontier of a development text, where best-of-5's pull towards the
+  likeliest draws cost diversity without buying coherence the others lacked
+  (``best_of=5`` restores upstream). Scored by the logprob of the distribution the stage received at
   T = 1 (the model's own when ``entropix`` is alone in the chain): ``log p(x) = z_x − log Z``,
   and log Z is common to the samples, so the winner is the drawn token with the largest logit
   (the sorted candidate set makes that the smallest drawn index). Upstream adds a
@@ -100,7 +103,7 @@ BASE_T = 0.666
 BASE_K = 27
 BASE_P = 0.90
 BASE_MINP = 0.03
-BEST_OF = 5
+BEST_OF = 1            # upstream: 5 (see the module doc)
 FORK_DEPTH = 4         # tokens each branch is rolled out (the candidate token included)
 FORK_ENTROPY = 0.5     # branch score = Σ logprob − FORK_ENTROPY · Σ entropy along the branch
 

@@ -13,7 +13,7 @@ from entropic_local.samplers import PRESETS, Candidates, SamplerChain
 from entropic_local.samplers import entropix_thresholds as ex
 from entropic_local.samplers.entropix_thresholds import FAMILY_THRESHOLDS, GENERIC, LN2, UPSTREAM, Thresholds
 from entropic_local.samplers.params import quote_text
-from entropic_local.samplers.entropix_policy import ACTIONS, QUADRANTS
+from entropic_local.samplers.entropix_policy import ACTIONS, BEST_OF, QUADRANTS
 from entropic_local.samplers.stages.entropix import Entropix
 
 # thresholds for the crafted distributions below
@@ -179,7 +179,7 @@ def test_each_action_fires(action):
     if action in base:   # logits only: the attention terms are neutral
         assert (rec["temperature"], rec["top_k"], rec["top_p"]) == pytest.approx(base[action])
     if action == "adaptive":
-        assert rec["best_of"] == 5 and rec["top_p"] == 0.9 and rec["top_k"] == 27
+        assert rec["best_of"] == BEST_OF == 1 and rec["top_p"] == 0.9 and rec["top_k"] == 27
         u = 0.5 * (c.entropy / 4.0 + c.varentropy / 3.0)
         assert rec["temperature"] == pytest.approx(0.666 * (1 + 0.6 * u))
         assert rec["min_p"] == pytest.approx(max(0.01, 0.03 * (1 - 0.5 * u)))

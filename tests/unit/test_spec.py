@@ -353,7 +353,7 @@ def test_with_params_validates_and_clones():
         ("entmax=1.2", dict(temp=0.5), "entmax:alpha=1.2,t=0.5"),
         ("entmax:alpha=1.5,t=0.9", dict(temp=1.3), "entmax:t=1.3"),
         ("entropix", dict(temp=0.9), "entropix:t=0.9"),
-        ("free_energy", dict(temp=0.8), "free_energy:t=0.8"),
+        ("free_energy", dict(temp=0.8), "free_energy:w=1.5,t=0.8"),
         ("free_energy:mode=budget,eps=0.1", dict(temp=0.8), "free_energy:mode=budget,eps=0.1,t=0.8"),
         ("penalties:repeat=1.1,aes", dict(temp=1.2), "penalties:repeat=1.1,aes:t=1.2"),
         # an explicit temperature stage still takes it
@@ -363,7 +363,7 @@ def test_with_params_validates_and_clones():
         ("aes", dict(temp=0.7, dynatemp_range=0.3), "dyn_temp:base=0.7,delta=0.3,aes"),
         # temp <= 0 is greedy everywhere (a temp stage before the selector)
         ("aes", dict(temp=0.0), "temp=0,aes"),
-        ("thermostat", dict(temp=0.0), "thermostat,temp=0"),
+        ("thermostat", dict(temp=0.0), "thermostat=0.75,temp=0"),
     ],
 )
 def test_with_params_temp_maps_onto_own_temperature(spec, kw, want):
