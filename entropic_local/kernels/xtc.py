@@ -40,7 +40,8 @@ def xtc(ids, logits, n, threshold, min_keep):
     low_i = -1
     for i in range(n):
         z = np.float64(logits[i])
-        if threshold <= 0.0 or (z >= cut and math.exp(z - log_z) >= threshold):
+        # a masked token (p = 0) is never one of the top choices, even at threshold 0
+        if z > -np.inf and (threshold <= 0.0 or (z >= cut and math.exp(z - log_z) >= threshold)):
             c += 1
             if z <= low:
                 low = z
@@ -50,7 +51,7 @@ def xtc(ids, logits, n, threshold, min_keep):
     j = 0
     for i in range(n):
         z = np.float64(logits[i])
-        above = threshold <= 0.0 or (z >= cut and math.exp(z - log_z) >= threshold)
+        above = z > -np.inf and (threshold <= 0.0 or (z >= cut and math.exp(z - log_z) >= threshold))
         if above and i != low_i:
             continue
         ids[j] = ids[i]

@@ -762,6 +762,8 @@ def run_chain(chain: SamplerChain, raw: np.ndarray, steps: int) -> None:
 @cases(2300)
 @given(chains(), logits(max_n=300), st.integers(1, 3))
 @example(SamplerChain([STAGES["free_energy"]()]), np.zeros(3, np.float32), 1)  # found: read back as the preset
+@example(SamplerChain.parse("xtc:probability=1.0,threshold=0.0,free_energy:w=0.0"),
+         np.array([-np.inf, 0.82161814], np.float32), 1)  # found: XTC kept the masked token as the least likely choice
 @example(SamplerChain([STAGES["free_energy"](t=5e-324)]), np.zeros(3, np.float32), 1)  # found: 1/t overflowed
 @example(SamplerChain.parse("thermostat:target=5e-324,w=0.0,iters=1"),
          np.array([1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1], np.float32), 1)  # found: target/(H_max - target) underflowed
