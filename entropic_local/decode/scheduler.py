@@ -86,7 +86,7 @@ class Ticket:
     fed: int = 0
     need: int = 0
     cancelled: bool = False
-    crowded: bool = False  # decoded beside other sequences at least once
+    crowded: bool = False  # live at the same time as another sequence (so decoded beside it)
     done: bool = False
     error: Exception | None = None
     generation: Generation | None = None
@@ -172,9 +172,6 @@ class Scheduler:
                 else DecodeError(f"llama_decode failed with code {rc}")
             return self.fail_live(err)
         now = time.perf_counter()
-        if len(self.live) > 1:
-            for t in self.live.values():
-                t.crowded = True
         # every output row at once: one view of the logits, one compiled stats call
         rows = self.engine.logits_rows(len(outputs))
         stats = self._stats if self._stats.shape[0] >= len(outputs) else np.empty((len(outputs), 4))
@@ -270,26 +267,24 @@ class Scheduler:
                 best, best_n = s, n
         return best, max(best_n, 0)
 
-    def _trim_kept(self, skip: int = -1) -> None:
-        """Drop kept cells (least recently used first, never slot ``skip``'s) down to
-        ``max_kept`` in all."""
+    def _drop_kept(self, enough, skip: int = -1) -> None:
+        """Drop kept prefixes, least recently used first and never slot ``skip``'s, until
+        ``enough()`` holds."""
         for s in sorted(self.kept, key=lambda s: self.kept_used.get(s, 0.0)):
-            if self._kept_total(skip) <= self.max_kept:
+            if enough():
                 return
             if s == skip:
                 continue
             self.engine.seq_remove(s)
             del self.kept[s]
 
+    def _trim_kept(self, skip: int = -1) -> None:
+        """Kept cells down to ``max_kept`` in all (slot ``skip``'s not counted)."""
+        self._drop_kept(lambda: self._kept_total(skip) <= self.max_kept, skip)
+
     def _evict(self, room: int, skip: int) -> None:
-        """Drop kept cells (least recently used first) until ``room`` cells are free."""
-        for s in sorted(self.kept, key=lambda s: self.kept_used.get(s, 0.0)):
-            if self.capacity - self.reserved - self._kept_total(skip) >= room:
-                return
-            if s == skip:
-                continue
-            self.engine.seq_remove(s)
-            del self.kept[s]
+        """Drop kept cells until ``room`` cells are free."""
+        self._drop_kept(lambda: self.capacity - self.reserved - self._kept_total(skip) >= room, skip)
 
     def _admit(self, events) -> None:
         while self.waiting and self.free:
@@ -323,6 +318,10 @@ class Scheduler:
                                     constraint=r.constraint)
             t.state.timings.prompt_eval_tokens = len(r.tokens) - n_keep
             t.t_admit = time.perf_counter()
+            if self.live:  # it decodes beside these from the next step on
+                t.crowded = True
+                for other in self.live.values():
+                    other.crowded = True
             self.live[slot] = t
             self.reserved += need
 

@@ -51,8 +51,8 @@ attention metrics of the step when there are any (below; each term is 0 when abs
   log-probability is kept. Upstream draws 5; the default here is 1 (a plain draw), chosen on
   the generation-quality frontier of a development text, where best-of-5's pull towards the
   likeliest draws cost diversity without buying coherence the others lacked
-  (``best_of=5`` restores upstream). Scored by the logprob of the distribution the stage received at
-  T = 1 (the model's own when ``entropix`` is alone in the chain): ``log p(x) = z_x − log Z``,
+  (``best_of=5`` restores upstream). Scored by the logprob of the distribution the stage
+  received at T = 1 (the model's own when ``entropix`` is alone in the chain): ``log p(x) = z_x − log Z``,
   and log Z is common to the samples, so the winner is the drawn token with the largest logit
   (the sorted candidate set makes that the smallest drawn index). Upstream adds a
   "confidence" made of the step's metrics to every sample's score: the same number for all
