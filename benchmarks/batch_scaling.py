@@ -49,25 +49,63 @@ def raw_decode_scaling(name: str, sizes=(1, 2, 4, 8, 16), steps: int = 40) -> li
     return out
 
 
-def batching_noise(name: str, parallels=(1, 2, 8), n_prompts: int = 8, n_tokens: int = 32) -> list[str]:
-    """How many greedy batch outputs equal single runs (each from an empty cache), per
-    ``parallel``: batching changes llama.cpp's matmul paths, which can flip near-ties."""
+def batching_noise(name: str, parallels=(1, 2, 8), n_prompts: int = 8, n_tokens: int = 32) -> list[dict]:
+    """Per ``parallel``: how many greedy batch outputs equal single runs (each from an empty
+    cache); the largest logprob shift of a token both runs chose at the same position; and, at
+    each first divergence, the gap log p(a) - log p(b) between the single run's pick a and the
+    batch's pick b under the single run's own distribution (replayed token by token as it
+    was decoded): batching changes llama.cpp's matmul paths, which can flip near-ties."""
+    import numpy as np
 
     m = load(name, n_ctx=512, seed=0)
+    e = m.engine
     try:
         prompts = PROMPTS[:n_prompts]
         single = []
         for p in prompts:
             m.reset()
-            single.append(m.generate(p, max_tokens=n_tokens, sampler="greedy").token_ids)
-        out = []
+            single.append(m.generate(p, max_tokens=n_tokens, sampler="greedy"))
+
+        def single_logprobs(i: int, k: int) -> np.ndarray:
+            m.reset()
+            e.eval_prompt(m.tokenize(prompts[i]))
+            for t in single[i].token_ids[:k]:
+                e.eval_token(t)
+            x = e.logits().astype(np.float64)
+            return x - (x.max() + np.log(np.exp(x - x.max()).sum()))
+
+        rows = []
         for par in parallels:
             got = m.generate_batch(prompts, max_tokens=n_tokens, sampler="greedy", parallel=par)
-            same = sum(a == g.token_ids for a, g in zip(single, got))
-            out.append(f"parallel {par}: {same}/{len(prompts)} identical")
-        return out
+            same, shift, gaps = 0, 0.0, []
+            for i, (a, g) in enumerate(zip(single, got)):
+                k = next((j for j, (x, y) in enumerate(zip(a.token_ids, g.token_ids)) if x != y), None)
+                shared = len(a.steps) if k is None else k
+                for sa, sb in zip(a.steps[:shared], g.steps[:shared]):
+                    shift = max(shift, abs(sa.logprob - sb.logprob))
+                if k is None and a.token_ids == g.token_ids:
+                    same += 1
+                elif k is not None:
+                    lp = single_logprobs(i, k)
+                    if int(lp.argmax()) != a.token_ids[k]:
+                        raise RuntimeError("the replay did not reproduce the single run's greedy pick")
+                    gaps.append(float(lp[a.token_ids[k]] - lp[g.token_ids[k]]))
+            rows.append({"parallel": par, "identical": same, "prompts": len(prompts),
+                         "max_logprob_shift": shift, "max_gap": max(gaps) if gaps else None})
+        return rows
     finally:
         m.close()
+
+
+def format_noise_table(results: dict[str, list[dict]]) -> str:
+    lines = ["| model | parallel | identical to single runs | largest logprob shift before a divergence "
+             "| largest gap between the two picks |", "|---|---|---|---|---|"]
+    for name, rows in results.items():
+        for r in rows:
+            gap = "-" if r["max_gap"] is None else f"{r['max_gap']:.3f} nats"
+            lines.append(f"| {name} | {r['parallel']} | {r['identical']}/{r['prompts']} | "
+                         f"{r['max_logprob_shift']:.3f} nats | {gap} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
@@ -79,8 +117,7 @@ def main(argv: list[str]) -> int:
     names = a.models
     argv = [f for f, on in (("--raw", a.raw), ("--noise", a.noise)) if on]
     if "--noise" in argv:
-        for name in names:
-            print(f"{name}: " + "; ".join(batching_noise(name)))
+        print(format_noise_table({name: batching_noise(name) for name in names}))
     elif "--raw" in argv:
         for name in names:
             rows = raw_decode_scaling(name)

@@ -8,7 +8,8 @@ Every generated block in README.md sits between two markers::
 
 and ``FIGURES`` says which command prints it. Deterministic figures (teacher-forced scores:
 no sampling, no clock) must match exactly; timing figures depend on the machine and its load
-and are regenerated only with ``--timing``.
+(the batching-noise counts on its CPU's matmul paths) and are regenerated only with
+``--timing``.
 
     python benchmarks/readme_figures.py              # rewrite the deterministic blocks
     python benchmarks/readme_figures.py --check      # exit 1 and show a diff where they differ
@@ -68,11 +69,18 @@ FIGURES = {f.name: f for f in [
     Figure("batch-ceiling", [PY, "benchmarks/batch_scaling.py", "--raw"], timing=True, table_only=False,
            fenced=True),
     Figure("branching-cost", [PY, "benchmarks/branching_cost.py"], timing=True, table_only=False, fenced=True),
+    Figure("batch-noise", [PY, "benchmarks/batch_scaling.py", "--noise"], timing=True),
+    Figure("structured-speed", [PY, "benchmarks/structured_speed.py"], timing=True),
+    Figure("structured-speed-prose", [PY, "benchmarks/structured_speed.py", "--prose"], timing=True),
+    Figure("structured-grammar-pass", [PY, "benchmarks/structured_speed.py", "--grammar-pass"], timing=True),
     Figure("server", [PY, "benchmarks/bench_server.py"], timing=True, table_only=False),
     Figure("kernels", [PY, "benchmarks/kernel_timings.py", "gemma3-270m"], timing=True, table_only=False,
            fenced=True),
     *(Figure(f"attention-hook-{m}", [PY, "benchmarks/attention_hook.py", m], timing=True, table_only=False,
              fenced=True) for m in ("smollm2-135m", "gemma3-270m")),
+    *(Figure(f"frontier-{m}", [*CLI, "frontier", "benchmarks/texts/heldout.txt", "-m", m, "--prompts", "6",
+                               "--seeds", "2", "-n", "32", "-q", "--plot", f"docs/frontier/{m}.png"],
+             timing=True, table_only=False) for m in ("smollm2-135m", "gemma3-270m")),
     Figure("bench-configs", [*CLI, "bench", "--configs", "--rounds", "3", "-n", "64"], timing=True,
            table_only=False, fenced=True),
     Figure("bench-numerics", [*CLI, "bench", "--numerics", "--rounds", "3"], timing=True, table_only=False,

@@ -9,10 +9,11 @@ alternated in every round (the order flips each round), same prompts and seeds:
 * a JSON-schema generation (an array of objects with a name and an age) against the same
   prompt unconstrained, both with the ``llama`` chain.
 
-Prints each side's tokens/s (all its generated tokens over all its generation time) and the ratios (ratios are what to quote on a
-loaded machine); ``--json`` prints them as JSON. The grammar's share of rejected first draws
-is printed too (each costs one grammar pass over the whole vocabulary); ``--grammar-pass``
-times that pass alone instead.
+Prints a markdown table of the ratios (each side's tokens/s is all its generated tokens over
+all its generation time; the ratios are what to quote on a loaded machine) and the grammar's
+share of refused first draws (each costs one grammar pass over the whole vocabulary);
+``--json`` prints every figure as JSON. ``--grammar-pass`` times that pass alone instead, at
+the start of a JSON value and inside a string. ``-t`` sets llama.cpp's threads (default 1).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ SCHEMA = {"type": "array", "items": {"type": "object", "additionalProperties": F
 DRY_XTC = {"dry_multiplier": 0.8, "xtc_probability": 0.5}
 
 
-def measure(name: str, n_tokens: int = 64, rounds: int = 2, prose: bool = False) -> dict:
+def measure(name: str, n_tokens: int = 64, rounds: int = 2, prose: bool = False, threads: int = 1) -> dict:
     from entropic_local.samplers import SamplerChain
 
-    m = load(name, n_ctx=1024, seed=0)
+    m = load(name, n_ctx=1024, seed=0, n_threads=threads)
     sides = {
         "llama": dict(sampler="llama"),
         "llama+dry+xtc": dict(sampler=SamplerChain.from_options("llama", **DRY_XTC)),
@@ -82,16 +83,14 @@ def measure(name: str, n_tokens: int = 64, rounds: int = 2, prose: bool = False)
     }
 
 
-def grammar_pass_ms(name: str, repeats: int = 5) -> dict:
+def grammar_pass_ms(name: str, repeats: int = 5, threads: int = 1) -> dict:
     """Milliseconds of one grammar pass over the whole vocabulary (what a rejected first draw
     costs), at the start of a JSON object and inside a string."""
-    import time
-
     import numpy as np
 
     from entropic_local.engine.grammar import Grammar, json_schema_grammar
 
-    m = load(name, n_ctx=256, seed=0)
+    m = load(name, n_ctx=256, seed=0, n_threads=threads)
     try:
         e = m.engine
         g = Grammar(e, json_schema_grammar(SCHEMA))
@@ -116,28 +115,39 @@ def _timed(f) -> float:
     return time.perf_counter() - t0
 
 
+def format_speed_table(rows: list[dict]) -> str:
+    lines = ["| model | `llama` + DRY + XTC / `llama` | JSON schema / unconstrained | first draws refused |",
+             "|---|---|---|---|"]
+    for d in rows:
+        share = d["grammar_rejected_share"]
+        lines.append(f"| {d['model']} | {d['dry_xtc_ratio']:.2f} | {d['json_schema_ratio']:.2f} | "
+                     f"{'-' if share is None else f'{100 * share:.0f}%'} |")
+    return "\n".join(lines)
+
+
+def format_pass_table(rows: list[dict]) -> str:
+    lines = ["| model | vocabulary | pass at the start of a JSON value | pass inside a string |",
+             "|---|---|---|---|"]
+    for d in rows:
+        ms = d["full_vocabulary_pass_ms"]
+        lines.append(f"| {d['model']} | {d['n_vocab']:,} tokens | {ms['start']:.1f} ms | {ms['in_string']:.1f} ms |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description="llama vs llama+dry+xtc, a JSON schema vs unconstrained, alternated.")
     ap.add_argument("models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--prose", action="store_true", help="prose prompts instead of JSON-asking ones")
     ap.add_argument("--grammar-pass", action="store_true", help="time one full-vocabulary grammar pass")
+    ap.add_argument("-t", "--threads", type=int, default=1, help="llama.cpp threads (default 1)")
     a = ap.parse_args(argv)
-    as_json, names = a.json, a.models
-    argv = [f for f, on in (("--prose", a.prose),) if on]
     if a.grammar_pass:
-        print(json.dumps([grammar_pass_ms(n) for n in names], indent=2))
+        rows = [grammar_pass_ms(n, threads=a.threads) for n in a.models]
+        print(json.dumps(rows, indent=2) if a.json else format_pass_table(rows))
         return
-    out = [measure(n, prose="--prose" in argv) for n in names]
-    if as_json:
-        print(json.dumps(out, indent=2))
-        return
-    for d in out:
-        t = d["tokens_per_s"]
-        print(f"{d['model']}: llama {t['llama']} tok/s, +dry+xtc {t['llama+dry+xtc']} "
-              f"(ratio {d['dry_xtc_ratio']}); unconstrained {t['unconstrained']}, json_schema "
-              f"{t['json_schema']} (ratio {d['json_schema_ratio']}, first draws rejected "
-              f"{d['grammar_rejected_share']})")
+    rows = [measure(n, prose=a.prose, threads=a.threads) for n in a.models]
+    print(json.dumps(rows, indent=2) if a.json else format_speed_table(rows))
 
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ ROUNDS: dict[str, dict[str, str]] = {
         "aes lo0.5 hi3 amin1.25": "aes:s_lo=0.5,s_hi=3.0,alpha_min=1.25",
         "aes lo1 hi5 amin1.25": "aes:s_lo=1.0,s_hi=5.0,alpha_min=1.25",
     },
+    # each candidate spelled out (not a preset name): the presets are the rounds' winners, and a
+    # round must compare what it compared when it was run
     "thermostat": {
         "thermostat 0.75": "thermostat=0.75",
-        "thermostat 1.0": "thermostat",
+        "thermostat 1.0": "thermostat=1.0",
         "thermostat 1.5": "thermostat=1.5",
         "thermostat 2.0": "thermostat=2.0",
         "thermostat 1.5 w2.3": "thermostat:target=1.5,w=2.3",
@@ -41,21 +43,21 @@ ROUNDS: dict[str, dict[str, str]] = {
         "free_energy w1.5": "free_energy:w=1.5",
         "free_energy w2": "free_energy:w=2",
         "free_energy w2.5": "free_energy:w=2.5",
-        "free_energy w3": "free_energy",
+        "free_energy w3": "free_energy:w=3",
     },
     "entropix": {
-        "entropix": "entropix",
-        "entropix clarify off": "entropix:clarify=",
-        "entropix minp 0.1": "entropix:minp=0.1",
-        "entropix p 0.8": "entropix:p=0.8",
+        "entropix best_of 5": "entropix:best_of=5",
+        "entropix clarify off": "entropix:clarify=,best_of=5",
+        "entropix minp 0.1": "entropix:minp=0.1,best_of=5",
+        "entropix p 0.8": "entropix:p=0.8,best_of=5",
         "entropix best_of 1": "entropix:best_of=1",
     },
     "adaptive": {
-        "entropix": "entropix",
-        "entropix clarify off": "entropix:clarify=",
-        "thermostat 1.0": "thermostat",
+        "entropix best_of 5": "entropix:best_of=5",
+        "entropix clarify off": "entropix:clarify=,best_of=5",
+        "thermostat 1.0": "thermostat=1.0",
         "thermostat 1.5": "thermostat=1.5",
-        "free_energy w3": "free_energy",
+        "free_energy w3": "free_energy:w=3",
         "free_energy w2": "free_energy:w=2",
     },
 }
