@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"readme_figures: README has blocks no command produces: {', '.join(unknown)}")
     wanted = args.only or [n for n, f in FIGURES.items() if args.timing or not f.timing]
     new = {n: produce(FIGURES[n]) for n in wanted if n in found}
+    # read again: the runs take minutes, and the README may have been edited meanwhile
+    text = README.read_text(encoding="utf-8")
 
     def replace(m: re.Match) -> str:
         body = new.get(m.group("name"), m.group("body"))
