@@ -64,7 +64,7 @@ ROUNDS: dict[str, dict[str, str]] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--round", required=True, help="one of: " + ", ".join(ROUNDS) + ", or NAME=SPEC;...")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--judge", default=None)
