@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 
+from _cli import run
 from entropic_local import load
 from entropic_local.bench.batch import PROMPTS, format_batch_report, run_batch_bench
 
@@ -130,4 +131,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(run(main, sys.argv[1:]))

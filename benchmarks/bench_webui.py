@@ -99,7 +99,7 @@ def throughput(model: str, rounds: int, n_tokens: int) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", nargs="?", default="smollm2-135m")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=128)

@@ -181,7 +181,7 @@ def cases(tmp: Path):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="directory to write the case files into")
     ap.add_argument("--only", default="", help="run only the cases whose name contains this")
     ap.add_argument("--warm", action="store_true", help="run every case once before recording")

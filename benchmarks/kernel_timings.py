@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 from entmax_kernel import format_entmax_bench, model_logits, run_entmax_bench  # noqa: E402
 
 from entropic_local.bench.kernels import format_kernel_bench, run_kernel_bench  # noqa: E402
-from entropic_local.errors import EntropicError  # noqa: E402
+from _cli import run  # noqa: E402
 
 
 def main() -> None:
@@ -33,10 +33,7 @@ def main() -> None:
     model = ap.parse_args().model
     import numba
 
-    try:
-        rows = model_logits(model)
-    except EntropicError as e:
-        sys.exit(f"kernel_timings: {e}")
+    rows = model_logits(model)
     numba.set_num_threads(1)
     print(f"kernels on real {model} logits ({rows.shape[1]:,} entries), one thread:")
     print(format_kernel_bench(run_kernel_bench(rows[0])))
@@ -47,4 +44,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

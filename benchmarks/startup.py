@@ -65,7 +65,7 @@ def heavy_imports(root: Path, args: list[str]) -> list[str]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("roots", nargs="*", help="checkouts to compare (default: this one)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")

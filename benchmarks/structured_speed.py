@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 
+from _cli import run
 from entropic_local import load
 
 PROMPTS = ["Write a short story about a dragon:", "The three primary colours are",
@@ -151,4 +152,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run(main, sys.argv[1:])

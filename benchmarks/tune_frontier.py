@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import entropic_local as el
+from _cli import run
 from entropic_local.evaluation.frontier import prompts_from_text, run_frontier
 from entropic_local.evaluation.frontier_table import format_frontier_table
 
@@ -64,7 +65,7 @@ ROUNDS: dict[str, dict[str, str]] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--round", required=True, help="one of: " + ", ".join(ROUNDS) + ", or NAME=SPEC;...")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--judge", default=None)
@@ -96,4 +97,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
